@@ -1,0 +1,1 @@
+"""Read models computed from postings (reports); they never read the store themselves."""
