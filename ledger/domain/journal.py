@@ -6,7 +6,7 @@ These pydantic models are the format's single definition; the published JSON Sch
 
 from __future__ import annotations
 
-from datetime import date
+import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal, Union
 
@@ -50,7 +50,7 @@ class Approval(BaseModel):
 
     role: str = Field(description="e.g. 报账员, 村委会主任, 民主理财小组, 镇三资中心")
     person: str
-    date: date
+    date: dt.date
 
 
 class OfficialAppointed(Record):
@@ -60,8 +60,8 @@ class OfficialAppointed(Record):
     official_id: str
     name: str
     roles: list[str] = Field(min_length=1)
-    term_start: date
-    term_end: date | None = None
+    term_start: dt.date
+    term_end: dt.date | None = None
 
 
 class OfficialDeparted(Record):
@@ -69,15 +69,15 @@ class OfficialDeparted(Record):
 
     type: Literal["official_departed"]
     official_id: str
-    departed: date
-    handover_date: date
+    departed: dt.date
+    handover_date: dt.date
 
 
 class OpeningBalances(Record):
     """Opening balances of the books (期初余额), before any voucher."""
 
     type: Literal["opening_balances"]
-    date: date
+    date: dt.date
     lines: list[Line] = Field(min_length=1)
 
 
@@ -86,7 +86,7 @@ class Voucher(Record):
 
     type: Literal["voucher"]
     voucher_no: str = Field(pattern=r"^\S+$")
-    date: date
+    date: dt.date
     summary: str = Field(min_length=1)
     lines: list[Line] = Field(min_length=2)
     attachments: list[str] = []
@@ -102,7 +102,7 @@ class Reversal(Record):
 
     type: Literal["reversal"]
     voucher_no: str = Field(pattern=r"^\S+$")
-    date: date
+    date: dt.date
     reverses: str = Field(description="voucher_no of the voucher being reversed")
     summary: str = Field(min_length=1)
     reason: str = ""
@@ -141,7 +141,7 @@ class DecisionStep(Record):
     type: Literal["decision_step"]
     decision_id: str
     step: StepKind
-    date: date
+    date: dt.date
     body: str = Field(description="the meeting or actor, e.g. 党员大会")
     due: int | None = Field(None, ge=0, description="应到")
     present: int | None = Field(None, ge=0, description="实到")
@@ -159,7 +159,7 @@ class TownshipApproval(Record):
     approval_id: str
     subject: str = Field(description="what is approved: a contract no., voucher no. or decision id")
     matter: str
-    date: date
+    date: dt.date
     approver: str
 
 
@@ -172,7 +172,7 @@ class AssetRegistered(Record):
     category: str = Field(description="房屋及建筑物, 机器设备, 运输设备, 办公设备, 农业基础设施, 其他")
     use: Literal["management", "production", "public_welfare", "leased_out", "idle"]
     cost: Amount
-    in_service: date
+    in_service: dt.date
     life_months: int = Field(gt=0)
     residual: Amount = Decimal("0.00")
     depreciation_account: str = Field(description="expense account debited by monthly depreciation")
@@ -188,7 +188,7 @@ class Depreciation(Record):
     asset_no: str
     month: Month
     voucher_no: str = Field(pattern=r"^\S+$")
-    date: date
+    date: dt.date
     summary: str | None = None
 
 
@@ -197,7 +197,7 @@ class AssetDisposed(Record):
 
     type: Literal["asset_disposed"]
     asset_no: str
-    date: date
+    date: dt.date
     method: Literal["sale", "scrap", "transfer", "loss"]
     decision: str | None = None
     voucher_no: str | None = None
@@ -218,7 +218,7 @@ class ResourceRegistered(Record):
 class Instalment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    due: date
+    due: dt.date
     amount: Amount
 
 
@@ -231,9 +231,9 @@ class ContractSigned(Record):
     subject_no: str
     counterparty: str
     counterparty_is_member: bool
-    signed: date
-    start: date
-    end: date
+    signed: dt.date
+    start: dt.date
+    end: dt.date
     annual_fee: Amount
     schedule: list[Instalment] = []
     decision: str | None = None
@@ -245,7 +245,7 @@ class PeriodClose(Record):
 
     type: Literal["period_close"]
     period: Month
-    date: date
+    date: dt.date
     cash_counted: Amount
     bank_statement: Amount
     reconciliation_note: str = ""
@@ -256,7 +256,7 @@ class DistributionPlan(Record):
 
     type: Literal["distribution_plan"]
     year: int
-    adopted: date
+    adopted: dt.date
     decision: str | None = None
     reserve_rate: Ratio = Field(description="提取公积公益金 share of the year's income")
     per_share: Amount
