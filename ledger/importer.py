@@ -1,0 +1,138 @@
+"""Import a JSON Lines journal: check the whole file first, then apply records in order, each stored whole or not at all."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .domain.journal import Record, journal_record_adapter
+from .domain.validation import Rejected
+from .store.application import BatchRejected, LedgerApplication
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProblem:
+    """A journal line that cannot be imported: where it is, which field, and why."""
+
+    path: str
+    line: int
+    record_id: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}"
+        record = f" (id {self.record_id})" if self.record_id else ""
+        subject = f"{self.field}: " if self.field else ""
+        return f"{where}{record}: {subject}{self.message}"
+
+
+@dataclass
+class ImportResult:
+    applied: int = 0
+    skipped: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class NumberedRecord:
+    line: int
+    record: Record
+
+
+def _location(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc[1:]:  # loc[0] is the record type chosen by the discriminator
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def read_journal(path: Path) -> tuple[list[NumberedRecord], list[ImportProblem]]:
+    """Parse and validate every line; duplicate ids within the file are problems too."""
+    records: list[NumberedRecord] = []
+    problems: list[ImportProblem] = []
+    first_line_of: dict[str, int] = {}
+    name = str(path)
+    with open(path, encoding="utf-8") as journal:
+        for number, text in enumerate(journal, start=1):
+            if not text.strip():
+                continue
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as exc:
+                problems.append(ImportProblem(name, number, None, "", f"not valid JSON: {exc.msg} at column {exc.colno}"))
+                continue
+            record_id = raw.get("id") if isinstance(raw, dict) else None
+            record_id = record_id if isinstance(record_id, str) else None
+            try:
+                record = journal_record_adapter.validate_python(raw)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    message = error["msg"].removeprefix("Value error, ")
+                    problems.append(ImportProblem(name, number, record_id, _location(error["loc"]), message))
+                continue
+            if record.id in first_line_of:
+                problems.append(
+                    ImportProblem(name, number, record.id, "id", f"duplicate id; first used on line {first_line_of[record.id]}")
+                )
+                continue
+            first_line_of[record.id] = number
+            records.append(NumberedRecord(number, record))
+    return records, problems
+
+
+def import_journal(
+    app: LedgerApplication,
+    path: Path,
+    *,
+    batch_size: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """Import a journal. Stops at the first refused record: later records may depend on it.
+
+    Records before it are stored; re-running the import after fixing the line skips them by id.
+    """
+    result = ImportResult()
+    records, problems = read_journal(path)
+    if problems:
+        result.problems = problems
+        return result
+    done = 0
+    while done < len(records):
+        batch = records[done : done + batch_size]
+        try:
+            outcomes = app.execute_batch([n.record for n in batch])
+        except BatchRejected as refusal:
+            accepted = batch[: refusal.index]
+            if accepted:
+                outcomes = app.execute_batch([n.record for n in accepted])
+                _count(result, outcomes)
+            bad = batch[refusal.index]
+            result.problems = [
+                ImportProblem(str(path), bad.line, bad.record.id, p.field, p.message) for p in refusal.rejected.problems
+            ]
+            return result
+        _count(result, outcomes)
+        done += len(batch)
+        if progress:
+            progress(done, len(records))
+    return result
+
+
+def _count(result: ImportResult, outcomes: list[str]) -> None:
+    result.applied += outcomes.count("applied")
+    result.skipped += outcomes.count("skipped")
+
+
+__all__ = ["ImportProblem", "ImportResult", "Rejected", "import_journal", "read_journal"]

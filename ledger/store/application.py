@@ -1,0 +1,661 @@
+"""The ledger application: journal records are the commands; each is checked, then stored whole or not at all.
+
+Every save passes the application's signer and origin to the chained recorder, which appends one signed log entry
+per stored event inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
+
+from ..crypto.logformat import EntrySigner, b64, key_id, parse_leaf
+from ..domain import journal as j
+from ..domain.aggregates import (
+    Asset,
+    Contract,
+    Decision,
+    JournalRecord,
+    Ledger,
+    Period,
+    PostingLine,
+    Resource,
+    TownshipApproval,
+    Voucher,
+    child_id,
+    ledger_id,
+)
+from ..domain.charts import Chart, load_chart
+from ..domain.model import Aggregate, AggregateSnapshot, Event, class_for_topic
+from ..domain.money import ZERO, round_money
+from ..domain.policy import EXAMPLE_POLICY, Policy
+from ..domain.validation import Problem, Rejected, check_lines, refuse_if
+from ..projections.balances import Posting
+from .location import env_for_location
+
+POSTING_TOPICS = (Ledger.OpeningBalancesRecorded.TOPIC, Voucher.Posted.TOPIC, Voucher.Reversed.TOPIC)
+CLOSING_TAG = "CLOSE"
+_CONFLICT_RETRIES = 5
+
+
+class BatchRejected(Rejected):
+    """The record at `index` of a batch was refused; none of the batch was stored."""
+
+    def __init__(self, index: int, rejected: Rejected):
+        self.index, self.rejected = index, rejected
+        super().__init__(rejected.problems)
+
+
+class PydanticMapper(Mapper):
+    """Maps events to stored events by their explicit topic and their own JSON state."""
+
+    def to_stored_event(self, domain_event: Event) -> StoredEvent:
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=type(domain_event).TOPIC,
+            state=domain_event.to_state(),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Event:
+        originator_id = stored_event.originator_id
+        if not isinstance(originator_id, UUID):
+            originator_id = UUID(str(originator_id))
+        return class_for_topic(stored_event.topic).from_state(
+            originator_id, stored_event.originator_version, stored_event.state
+        )
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def previous_month(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+
+
+def record_digest(record: j.Record) -> str:
+    canonical = json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def posting_line(line: j.Line) -> PostingLine:
+    return PostingLine(code=line.account, detail=line.detail, debit=line.debit or ZERO, credit=line.credit or ZERO)
+
+
+@dataclass
+class UnitOfWork:
+    """The aggregates one or more records touch, saved together in one transaction."""
+
+    app: "LedgerApplication"
+    aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
+
+    def find(self, aggregate_id: UUID) -> Any | None:
+        if aggregate_id in self.aggregates:
+            return self.aggregates[aggregate_id]
+        try:
+            aggregate = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        self.aggregates[aggregate_id] = aggregate
+        return aggregate
+
+    def add(self, aggregate: Aggregate) -> None:
+        self.aggregates[aggregate.id] = aggregate
+
+
+class LedgerApplication(Application):
+    """One village's books (one ledger = one origin), signed as they are written."""
+
+    name = "VillageLedger"
+    snapshotting_intervals = {Period: 100, Ledger: 100}
+    snapshot_class = AggregateSnapshot
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        signer: EntrySigner | None = None,
+        clock: Callable[[], datetime] | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        settings = env_for_location(location)
+        settings.setdefault("AGGREGATE_CACHE_MAXSIZE", "2000")
+        settings.update(env or {})
+        super().__init__(env=settings)
+        self.location = location
+        self.signer = signer
+        self.clock = clock
+        self._origin: str | None = None
+
+    def construct_mapper(self) -> Mapper:
+        return PydanticMapper(transcoder=JSONTranscoder())
+
+    # -- identity -------------------------------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        if self._origin is None:
+            first = next(iter(self.recorder.read_log(0, 1)), None)
+            if first is None:
+                raise LookupError(f"{self.location} holds no ledger yet (run `village-ledger init`)")
+            self._origin = parse_leaf(first.leaf).fields["origin"]
+        return self._origin
+
+    def ledger(self) -> Ledger:
+        return self.repository.get(ledger_id(self.origin))
+
+    @property
+    def chart(self) -> Chart:
+        return load_chart(self.ledger().chart)
+
+    def id_of(self, kind: str, key: str) -> UUID:
+        return child_id(self.origin, kind, key)
+
+    # -- writing ----------------------------------------------------------------------------------------------------
+
+    def save(self, *objs: Any, **kwargs: Any):
+        if self.signer is None:
+            raise PermissionError("this ledger was opened without a signing key; it is read-only")
+        kwargs.setdefault("signer", self.signer)
+        kwargs.setdefault("origin", self.origin)
+        kwargs.setdefault("clock", self.clock)
+        return super().save(*objs, **kwargs)
+
+    def create_ledger(
+        self,
+        *,
+        origin: str,
+        name: str,
+        chart: str,
+        policy: Policy = EXAMPLE_POLICY,
+        log_public_key: bytes | None = None,
+        holder: str | None = None,
+    ) -> Ledger:
+        """Genesis: the ledger's identity and policy, the signer's key and (optionally) the log key."""
+        if self.signer is None:
+            raise PermissionError("creating a ledger needs the signer's key")
+        if self.recorder.log_size() != 0:
+            raise Rejected([Problem("LEDGER", f"{self.location} already holds a ledger")])
+        check_origin(origin)
+        load_chart(chart)
+        self._origin = origin
+        ledger = Ledger.create(ledger_id(origin), Ledger.Opened, origin=origin, name=name, chart=chart, policy=policy)
+        self._register_key(ledger, self.signer.name, "signer", self.signer.public_key_bytes, holder)
+        if log_public_key is not None:
+            self._register_key(ledger, origin, "log", log_public_key, None)
+        try:
+            self.save(ledger)
+        except Exception:
+            self._origin = None
+            raise
+        return ledger
+
+    def register_key(self, name: str, role: str, public_key: bytes, holder: str | None = None) -> None:
+        ledger = self.ledger()
+        self._register_key(ledger, name, role, public_key, holder)
+        self.save(ledger)
+
+    def revoke_key(self, name: str, public_key: bytes, reason: str) -> None:
+        ledger = self.ledger()
+        kid = key_id(name, public_key).hex()
+        if not any(k.name == name and k.key_id == kid and k.revoked_version is None for k in ledger.keys):
+            raise Rejected([Problem("key", f"no active key {name}+{kid}")])
+        ledger.trigger(Ledger.KeyRevoked, name=name, key_id=kid, reason=reason)
+        self.save(ledger)
+
+    @staticmethod
+    def _register_key(ledger: Ledger, name: str, role: str, public_key: bytes, holder: str | None) -> None:
+        from ..crypto.keys import check_registrable_public_key
+
+        check_registrable_public_key(public_key)
+        kid = key_id(name, public_key).hex()
+        if any(k.name == name and k.key_id == kid and k.role == role for k in ledger.keys):
+            raise Rejected([Problem("key", f"key {name}+{kid} is already registered for role {role}")])
+        ledger.trigger(
+            Ledger.KeyRegistered, name=name, role=role, public_key=b64(public_key), key_id=kid, holder=holder
+        )
+
+    def check_signer(self, ledger: Ledger) -> None:
+        signer = self.signer
+        if signer is None or ledger.active_key(signer.name, key_id(signer.name, signer.public_key_bytes).hex(), "signer") is None:
+            label = signer.label if signer else "(none)"
+            raise Rejected([Problem("key", f"signer {label} is not a registered, unrevoked signer key of this ledger")])
+
+    def execute(self, record: j.Record) -> str:
+        """Apply one journal record atomically. Returns "applied" or "skipped" (same id, same content)."""
+        return self.execute_batch([record])[0]
+
+    def execute_batch(self, records: list[j.Record]) -> list[str]:
+        """Apply records in order and store them in one transaction; any refusal stores none of the batch."""
+        for attempt in range(_CONFLICT_RETRIES):
+            uow = UnitOfWork(self)
+            ledger = uow.find(ledger_id(self.origin))
+            self.check_signer(ledger)
+            outcomes = []
+            for index, record in enumerate(records):
+                try:
+                    outcomes.append(self._apply(uow, ledger, record))
+                except Rejected as refusal:
+                    raise BatchRejected(index, refusal) from None
+            try:
+                self.save(*uow.aggregates.values())
+            except IntegrityError:
+                # Another writer moved an aggregate we read; re-read and decide again.
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise
+                self.repository.cache and self.repository.cache.clear()
+                continue
+            return outcomes
+        raise AssertionError("unreachable")
+
+    def _apply(self, uow: UnitOfWork, ledger: Ledger, record: j.Record) -> str:
+        marker_id = self.id_of("journal", record.id)
+        digest = record_digest(record)
+        marker = uow.find(marker_id)
+        if marker is not None:
+            if marker.digest == digest:
+                return "skipped"
+            raise Rejected([Problem("id", f"id {record.id!r} was already imported with different content")])
+        handler = _HANDLERS[type(record)]
+        handler(self, uow, ledger, record)
+        uow.add(JournalRecord.create(marker_id, JournalRecord.Applied, record_id=record.id, record_type=record.type, digest=digest))
+        return "applied"
+
+    # -- reading ----------------------------------------------------------------------------------------------------
+
+    def postings(self, *, batch: int = 2000) -> Iterator[Posting]:
+        """Every posting line (opening balances, vouchers, reversals) in log order."""
+        chart = None
+        start = 1
+        while True:
+            notifications = self.recorder.select_notifications(start, batch, topics=POSTING_TOPICS)
+            for n in notifications:
+                state = json.loads(n.state)
+                if n.topic == Ledger.OpeningBalancesRecorded.TOPIC:
+                    chart = chart or self.ledger().chart
+                    yield from _postings(chart, state["date"], "OPENING", "opening", state["lines"])
+                else:
+                    kind = "closing" if state.get("closing") else "voucher"
+                    yield from _postings(state["chart"], state["date"], state["voucher_no"], kind, state["lines"])
+            if len(notifications) < batch:
+                return
+            start = notifications[-1].id + 1
+
+    def vouchers_of(self, period: str) -> list[Voucher]:
+        found = self._find(self.id_of("period", period))
+        return [self.repository.get(self.id_of("voucher", no)) for no in (found.voucher_nos if found else [])]
+
+    def _find(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+
+def _postings(chart: str, day: str, voucher_no: str, kind: str, lines: list[dict]) -> Iterator[Posting]:
+    on = date.fromisoformat(day)
+    for line in lines:
+        yield Posting(
+            chart=chart,
+            code=line["code"],
+            detail=line["detail"],
+            date=on,
+            debit=Decimal(line["debit"]),
+            credit=Decimal(line["credit"]),
+            voucher_no=voucher_no,
+            kind=kind,
+        )
+
+
+def check_origin(origin: str) -> None:
+    """TLOG.md §6.2: ASCII, no spaces, no '+', no scheme."""
+    problems = []
+    if not origin or not origin.isascii() or any(c.isspace() for c in origin) or "+" in origin:
+        problems.append(Problem("origin", "must be non-empty printable ASCII without spaces or '+'"))
+    elif "://" in origin:
+        problems.append(Problem("origin", "is schema-less, e.g. ledger.example-county.gov.cn/village/330100000000/v1"))
+    refuse_if(problems)
+
+
+# -- command handlers: check everything first, then trigger events (nothing raises after the first trigger) ---------
+
+
+def _require_open_period(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, day: date, where: str) -> Period:
+    problems = []
+    if ledger.opening_date is not None and day < ledger.opening_date:
+        problems.append(Problem(where, f"{day} is before the opening of the books ({ledger.opening_date})"))
+    period_key = month_of(day)
+    period = uow.find(app.id_of("period", period_key))
+    if period is not None and period.closed:
+        problems.append(Problem(where, f"period {period_key} is closed; post a correction in an open period"))
+    refuse_if(problems)
+    if period is None:
+        period = Period.create(app.id_of("period", period_key), Period.Opened, period=period_key)
+        uow.add(period)
+    return period
+
+
+def _require_absent(uow: UnitOfWork, aggregate_id: UUID, field_name: str, what: str) -> None:
+    if uow.find(aggregate_id) is not None:
+        raise Rejected([Problem(field_name, f"{what} already exists")])
+
+
+def _require_present(uow: UnitOfWork, aggregate_id: UUID, field_name: str, what: str) -> Any:
+    found = uow.find(aggregate_id)
+    if found is None:
+        raise Rejected([Problem(field_name, f"{what} does not exist")])
+    return found
+
+
+def _check_references(app: LedgerApplication, uow: UnitOfWork, record: Any) -> None:
+    for field_name, kind in (("decision", "decision"), ("contract", "contract"), ("township_approval", "approval")):
+        key = getattr(record, field_name, None)
+        if key is not None:
+            _require_present(uow, app.id_of(kind, key), field_name, f"{kind} {key!r}")
+
+
+def _post_voucher(app, uow, ledger, voucher_id, period, *, voucher_no, event, **fields) -> Voucher:
+    voucher = Voucher.create(voucher_id, event, voucher_no=voucher_no, chart=ledger.chart, **fields)
+    uow.add(voucher)
+    period.trigger(Period.VoucherEntered, voucher_no=voucher_no)
+    return voucher
+
+
+def handle_voucher(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.Voucher) -> None:
+    chart = load_chart(ledger.chart)
+    refuse_if(check_lines(chart, r.lines))
+    voucher_id = app.id_of("voucher", r.voucher_no)
+    _require_absent(uow, voucher_id, "voucher_no", f"voucher {r.voucher_no}")
+    _check_references(app, uow, r)
+    period = _require_open_period(app, uow, ledger, r.date, "date")
+    closing = CLOSING_TAG in r.tags or any(chart.top_level(line.account).code == "321" for line in r.lines)
+    _post_voucher(
+        app, uow, ledger, voucher_id, period,
+        voucher_no=r.voucher_no, event=Voucher.Posted, date=r.date, summary=r.summary,
+        lines=[posting_line(line) for line in r.lines], attachments=r.attachments, approvals=r.approvals,
+        tags=r.tags, decision=r.decision, contract=r.contract, counterparty=r.counterparty, closing=closing,
+    )
+
+
+def handle_reversal(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.Reversal) -> None:
+    voucher_id = app.id_of("voucher", r.voucher_no)
+    _require_absent(uow, voucher_id, "voucher_no", f"voucher {r.voucher_no}")
+    original: Voucher = _require_present(uow, app.id_of("voucher", r.reverses), "reverses", f"voucher {r.reverses}")
+    problems = []
+    if original.reverses is not None:
+        problems.append(Problem("reverses", f"{r.reverses} is itself a reversal; post a new voucher instead"))
+    if original.reversed_by is not None:
+        problems.append(Problem("reverses", f"{r.reverses} was already reversed by {original.reversed_by}"))
+    if original.closing:
+        problems.append(Problem("reverses", f"{r.reverses} is a year-end closing voucher"))
+    if r.date < original.date:
+        problems.append(Problem("date", f"a reversal cannot predate the voucher it reverses ({original.date})"))
+    refuse_if(problems)
+    period = _require_open_period(app, uow, ledger, r.date, "date")
+    red_lines = [PostingLine(code=x.code, detail=x.detail, debit=-x.debit, credit=-x.credit) for x in original.lines]
+    _post_voucher(
+        app, uow, ledger, voucher_id, period,
+        voucher_no=r.voucher_no, event=Voucher.Reversed, date=r.date, summary=r.summary, reverses=r.reverses,
+        reason=r.reason, lines=red_lines, attachments=r.attachments, approvals=r.approvals, tags=r.tags,
+    )
+    original.trigger(Voucher.MarkedReversed, reversed_by=r.voucher_no)
+
+
+def monthly_depreciation(asset: Asset) -> Decimal:
+    """Straight line (年限平均法), capped so that accumulated depreciation never passes cost less residual."""
+    remaining = asset.cost - asset.residual - asset.accumulated
+    return min(round_money((asset.cost - asset.residual) / asset.life_months), remaining)
+
+
+def handle_depreciation(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.Depreciation) -> None:
+    asset: Asset = _require_present(uow, app.id_of("asset", r.asset_no), "asset_no", f"asset {r.asset_no}")
+    voucher_id = app.id_of("voucher", r.voucher_no)
+    _require_absent(uow, voucher_id, "voucher_no", f"voucher {r.voucher_no}")
+    problems = []
+    if month_of(r.date) != r.month:
+        problems.append(Problem("date", f"{r.date} is not in month {r.month}"))
+    if r.month <= month_of(asset.in_service):
+        problems.append(Problem("month", f"depreciation starts the month after the asset entered service ({asset.in_service})"))
+    if asset.disposed is not None and r.month > month_of(asset.disposed):
+        problems.append(Problem("month", f"asset {r.asset_no} was disposed of on {asset.disposed}"))
+    if r.month in asset.depreciated_months:
+        problems.append(Problem("month", f"asset {r.asset_no} is already depreciated for {r.month}"))
+    amount = monthly_depreciation(asset)
+    if amount <= ZERO:
+        problems.append(Problem("asset_no", f"asset {r.asset_no} is fully depreciated"))
+    refuse_if(problems)
+    period = _require_open_period(app, uow, ledger, r.date, "date")
+    summary = r.summary or f"计提{int(r.month[5:])}月折旧:{asset.name}"
+    _post_voucher(
+        app, uow, ledger, voucher_id, period,
+        voucher_no=r.voucher_no, event=Voucher.Posted, date=r.date, summary=summary,
+        lines=[
+            PostingLine(code=asset.depreciation_account, detail=asset.depreciation_detail, debit=amount, credit=ZERO),
+            PostingLine(code="152", detail=asset.name, debit=ZERO, credit=amount),
+        ],
+        asset=r.asset_no,
+    )
+    asset.trigger(Asset.Depreciated, month=r.month, amount=amount, voucher_no=r.voucher_no)
+
+
+def handle_asset(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.AssetRegistered) -> None:
+    asset_id = app.id_of("asset", r.asset_no)
+    _require_absent(uow, asset_id, "asset_no", f"asset {r.asset_no}")
+    problems = []
+    if r.depreciation_account not in load_chart(ledger.chart):
+        problems.append(Problem("depreciation_account", f"account {r.depreciation_account!r} is not in chart {ledger.chart}"))
+    if r.residual > r.cost:
+        problems.append(Problem("residual", "residual value exceeds cost"))
+    if r.accumulated_depreciation > r.cost - r.residual:
+        problems.append(Problem("accumulated_depreciation", "exceeds cost less residual"))
+    if r.voucher_no is not None and uow.find(app.id_of("voucher", r.voucher_no)) is None:
+        problems.append(Problem("voucher_no", f"voucher {r.voucher_no} does not exist"))
+    refuse_if(problems)
+    fields = r.model_dump(exclude={"id", "type"})
+    uow.add(Asset.create(asset_id, Asset.Registered, **fields))
+
+
+def handle_asset_disposed(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.AssetDisposed) -> None:
+    asset: Asset = _require_present(uow, app.id_of("asset", r.asset_no), "asset_no", f"asset {r.asset_no}")
+    if asset.disposed is not None:
+        raise Rejected([Problem("asset_no", f"asset {r.asset_no} was already disposed of on {asset.disposed}")])
+    _check_references(app, uow, r)
+    if r.voucher_no is not None:
+        _require_present(uow, app.id_of("voucher", r.voucher_no), "voucher_no", f"voucher {r.voucher_no}")
+    asset.trigger(Asset.Disposed, date=r.date, method=r.method, decision=r.decision, voucher_no=r.voucher_no)
+
+
+def handle_resource(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.ResourceRegistered) -> None:
+    resource_id = app.id_of("resource", r.resource_no)
+    _require_absent(uow, resource_id, "resource_no", f"resource {r.resource_no}")
+    uow.add(Resource.create(resource_id, Resource.Registered, **r.model_dump(exclude={"id", "type"})))
+
+
+def handle_contract(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.ContractSigned) -> None:
+    contract_id = app.id_of("contract", r.contract_no)
+    _require_absent(uow, contract_id, "contract_no", f"contract {r.contract_no}")
+    subject = _require_present(uow, app.id_of(r.subject_kind, r.subject_no), "subject_no", f"{r.subject_kind} {r.subject_no}")
+    _check_references(app, uow, r)
+    problems = []
+    if r.end < r.start:
+        problems.append(Problem("end", "contract ends before it starts"))
+    for index, instalment in enumerate(r.schedule):
+        if instalment.amount <= ZERO:
+            problems.append(Problem(f"schedule[{index}].amount", "instalments are positive"))
+    refuse_if(problems)
+    uow.add(Contract.create(contract_id, Contract.Signed, **r.model_dump(exclude={"id", "type"})))
+    if r.subject_kind == "resource":
+        subject.trigger(Resource.ContractedOut, contract_no=r.contract_no)
+    else:
+        subject.trigger(Asset.Leased, contract_no=r.contract_no)
+
+
+def handle_decision(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.DecisionOpened) -> None:
+    decision_id = app.id_of("decision", r.decision_id)
+    _require_absent(uow, decision_id, "decision_id", f"decision {r.decision_id}")
+    uow.add(Decision.create(decision_id, Decision.Opened, **r.model_dump(exclude={"id", "type"})))
+
+
+def handle_decision_step(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.DecisionStep) -> None:
+    decision: Decision = _require_present(uow, app.id_of("decision", r.decision_id), "decision_id", f"decision {r.decision_id}")
+    problems = []
+    if r.present is not None and r.due is not None and r.present > r.due:
+        problems.append(Problem("present", f"{r.present} present exceeds {r.due} due"))
+    votes = [v for v in (r.votes_for, r.votes_against, r.abstentions) if v is not None]
+    limit = r.present if r.present is not None else r.due
+    if votes and limit is not None and sum(votes) > limit:
+        problems.append(Problem("votes_for", f"{sum(votes)} votes exceed the {limit} who could vote"))
+    refuse_if(problems)
+    decision.trigger(Decision.StepRecorded, **r.model_dump(exclude={"id", "type", "decision_id"}))
+
+
+def handle_township_approval(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.TownshipApproval) -> None:
+    approval_id = app.id_of("approval", r.approval_id)
+    _require_absent(uow, approval_id, "approval_id", f"approval {r.approval_id}")
+    uow.add(TownshipApproval.create(approval_id, TownshipApproval.Recorded, **r.model_dump(exclude={"id", "type"})))
+
+
+def handle_official(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.OfficialAppointed) -> None:
+    problems = []
+    if r.official_id in ledger.officials:
+        problems.append(Problem("official_id", f"official {r.official_id} already exists"))
+    if r.term_end is not None and r.term_end < r.term_start:
+        problems.append(Problem("term_end", "term ends before it starts"))
+    refuse_if(problems)
+    ledger.trigger(Ledger.OfficialAppointed, **r.model_dump(exclude={"id", "type"}))
+
+
+def handle_official_departed(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.OfficialDeparted) -> None:
+    official = ledger.officials.get(r.official_id)
+    problems = []
+    if official is None:
+        problems.append(Problem("official_id", f"official {r.official_id} does not exist"))
+    elif official.departed is not None:
+        problems.append(Problem("official_id", f"official {r.official_id} already departed on {official.departed}"))
+    elif r.departed < official.term_start:
+        problems.append(Problem("departed", f"departure precedes the term's start {official.term_start}"))
+    if r.handover_date < r.departed:
+        problems.append(Problem("handover_date", "handover cannot precede departure"))
+    refuse_if(problems)
+    ledger.trigger(Ledger.OfficialDeparted, **r.model_dump(exclude={"id", "type"}))
+
+
+def handle_opening_balances(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.OpeningBalances) -> None:
+    problems = check_lines(load_chart(ledger.chart), r.lines)
+    if ledger.opening_date is not None:
+        problems.append(Problem("type", f"opening balances were already recorded for {ledger.opening_date}"))
+    refuse_if(problems)
+    # Vouchers before the opening would silently escape the opening balances.
+    first_period = uow.find(app.id_of("period", month_of(r.date)))
+    if first_period is not None and first_period.voucher_nos:
+        raise Rejected([Problem("date", "vouchers were already posted; opening balances come first")])
+    ledger.trigger(Ledger.OpeningBalancesRecorded, date=r.date, lines=[posting_line(x) for x in r.lines])
+
+
+def handle_distribution_plan(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.DistributionPlan) -> None:
+    problems = []
+    if r.year in ledger.distribution_plans:
+        problems.append(Problem("year", f"a distribution plan for {r.year} was already adopted"))
+    refuse_if(problems)
+    _check_references(app, uow, r)
+    ledger.trigger(Ledger.DistributionPlanAdopted, **r.model_dump(exclude={"id", "type"}))
+
+
+def _net_by_code(lines: Iterable[PostingLine], into: dict[str, Decimal]) -> dict[str, Decimal]:
+    for line in lines:
+        into[line.code] = into.get(line.code, ZERO) + line.debit - line.credit
+    return into
+
+
+def handle_period_close(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.PeriodClose) -> None:
+    """Month close (SCENARIOS S10): in order, cash counted = 101, bank statement = 102 (or explained), depreciation posted."""
+    chart = load_chart(ledger.chart)
+    period: Period | None = uow.find(app.id_of("period", r.period))
+    problems = []
+    if period is not None and period.closed:
+        raise Rejected([Problem("period", f"period {r.period} is already closed")])
+    if month_of(r.date) < r.period:
+        problems.append(Problem("date", f"{r.date} is before the end of {r.period}"))
+    previous: Period | None = uow.find(app.id_of("period", previous_month(r.period)))
+    opening_month = month_of(ledger.opening_date) if ledger.opening_date else None
+    if previous is not None and not previous.closed:
+        problems.append(Problem("period", f"the previous period {previous.period} is not closed yet"))
+    if previous is None and opening_month is not None and r.period > opening_month:
+        problems.append(Problem("period", f"the previous period {previous_month(r.period)} was never closed"))
+    refuse_if(problems)
+    balances = dict(previous.closing_balances) if previous is not None else _net_by_code(ledger.opening_lines, {})
+    vouchers = [uow.find(app.id_of("voucher", no)) for no in (period.voucher_nos if period else [])]
+    for voucher in vouchers:
+        _net_by_code(voucher.lines, balances)
+    cash = sum((v for code, v in balances.items() if chart.top_level(code).code == "101"), ZERO)
+    bank = sum((v for code, v in balances.items() if chart.top_level(code).code == "102"), ZERO)
+    if r.cash_counted != cash:
+        problems.append(Problem("cash_counted", f"counted {r.cash_counted:.2f} but the books show {cash:.2f} in 101"))
+    if r.bank_statement != bank and not r.reconciliation_note:
+        problems.append(
+            Problem("bank_statement", f"statement {r.bank_statement:.2f} differs from 102 {bank:.2f} and no reconciliation note explains it")
+        )
+    for asset in _assets(app, uow):
+        due = asset.disposed is None and month_of(asset.in_service) < r.period and monthly_depreciation(asset) > ZERO
+        if due and r.period not in asset.depreciated_months:
+            problems.append(Problem("period", f"asset {asset.asset_no} ({asset.name}) has no depreciation for {r.period}"))
+    refuse_if(problems)
+    if period is None:
+        period = Period.create(app.id_of("period", r.period), Period.Opened, period=r.period)
+        uow.add(period)
+    period.trigger(
+        Period.Closed,
+        date=r.date,
+        cash_counted=r.cash_counted,
+        bank_statement=r.bank_statement,
+        reconciliation_note=r.reconciliation_note,
+        vouchers=len(vouchers),
+        closing_balances={code: amount for code, amount in sorted(balances.items()) if amount != ZERO},
+    )
+
+
+def _assets(app: LedgerApplication, uow: UnitOfWork) -> list[Asset]:
+    """Stored assets and those registered earlier in the same batch."""
+    ids = {UUID(str(n.originator_id)) for n in _select_all(app, (Asset.Registered.TOPIC,))}
+    ids.update(a.id for a in uow.aggregates.values() if isinstance(a, Asset))
+    return [uow.find(i) for i in sorted(ids, key=str)]
+
+
+def _select_all(app: LedgerApplication, topics: tuple[str, ...], batch: int = 1000):
+    start = 1
+    while True:
+        notifications = app.recorder.select_notifications(start, batch, topics=topics)
+        yield from notifications
+        if len(notifications) < batch:
+            return
+        start = notifications[-1].id + 1
+
+
+_HANDLERS: dict[type, Callable[..., None]] = {
+    j.Voucher: handle_voucher,
+    j.Reversal: handle_reversal,
+    j.Depreciation: handle_depreciation,
+    j.AssetRegistered: handle_asset,
+    j.AssetDisposed: handle_asset_disposed,
+    j.ResourceRegistered: handle_resource,
+    j.ContractSigned: handle_contract,
+    j.DecisionOpened: handle_decision,
+    j.DecisionStep: handle_decision_step,
+    j.TownshipApproval: handle_township_approval,
+    j.OfficialAppointed: handle_official,
+    j.OfficialDeparted: handle_official_departed,
+    j.OpeningBalances: handle_opening_balances,
+    j.DistributionPlan: handle_distribution_plan,
+    j.PeriodClose: handle_period_close,
+}

@@ -1,0 +1,182 @@
+"""Journal import: bad input names its line and field, and nothing of a refused record is stored."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from conftest import ORIGIN, make_signer
+from ledger.domain.validation import Rejected
+from ledger.importer import import_journal, read_journal
+from ledger.store.application import LedgerApplication
+
+OPENING = {
+    "id": "open", "type": "opening_balances", "date": "2025-01-01",
+    "lines": [
+        {"account": "101", "debit": "1200.00"},
+        {"account": "102", "debit": "186000.00"},
+        {"account": "301", "credit": "187200.00"},
+    ],
+}
+
+
+def voucher(no: str, day: str, amount="6000.00", *, credit_amount=None, id_: str | None = None, debit="102", credit="50102"):
+    return {
+        "id": id_ or f"v-{no}", "type": "voucher", "voucher_no": no, "date": day, "summary": "收到仓库租金",
+        "lines": [
+            {"account": debit, "debit": amount},
+            {"account": credit, "detail": "仓库", "credit": amount if credit_amount is None else credit_amount},
+        ],
+    }
+
+
+def write(path, records) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records), "utf-8")
+
+
+@pytest.fixture
+def app(ledger_location, signer):
+    app = LedgerApplication(ledger_location, signer=signer)
+    app.create_ledger(origin=ORIGIN, name="清河村", chart="2023")
+    yield app
+    app.close()
+
+
+def test_valid_journal_imports_and_reimport_skips_every_record(app, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05"), voucher("记-202501-002", "2025-01-06", "10.00")])
+    first = import_journal(app, journal)
+    size = app.recorder.log_size()
+    again = import_journal(app, journal)
+    assert (first.applied, first.skipped, first.problems) == (3, 0, [])
+    assert (again.applied, again.skipped, again.problems) == (0, 3, [])
+    assert app.recorder.log_size() == size
+    # genesis (Opened, signer key) + opening + 2 x (voucher, period entry) + period opened + 3 journal markers
+    assert size == 2 + 1 + 4 + 1 + 3
+
+
+# (bad record, message, whether the file passed the schema so that the good records before it were stored)
+BAD_LINES = [
+    (voucher("记-202501-001", "2025-01-05") | {"lines": [{"account": "102", "debit": "6000.00"}, {"account": "50102", "credit": "5000.00"}]},
+     "lines: voucher does not balance: debit 6000.00 != credit 5000.00", True),
+    (voucher("记-202501-001", "2025-01-05", amount=6000.0, credit_amount="6000.00"),
+     "lines[0].debit: amount must be a decimal string with 2 places, not a float: 6000.0", False),
+    (voucher("记-202501-001", "2025-01-05", amount="6000.001", credit_amount="6000.00"),
+     "lines[0].debit: amount must have exactly 2 decimal places, e.g. \"1400.00\": '6000.001'", False),
+    (voucher("记-202501-001", "2025-01-05", credit="599"),
+     "lines[1].account: account '599' is not in chart 2023", True),
+]
+# opening (event + journal marker) and one voucher (voucher, period opened, period entry, journal marker)
+GOOD_PREFIX_ENTRIES = 2 + 4
+
+
+@pytest.mark.parametrize("bad, message, prefix_stored", BAD_LINES, ids=["unbalanced", "float", "three-decimals", "unknown-account"])
+def test_bad_record_is_named_by_line_and_field_and_nothing_of_it_is_stored(app, tmp_path, bad, message, prefix_stored):
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING, voucher("记-202501-009", "2025-01-04", id_="ok"), bad])
+    before = app.recorder.log_size()
+    result = import_journal(app, journal)
+    assert [str(p) for p in result.problems] == [f"{journal}:3 (id v-记-202501-001): {message}"]
+    assert app.recorder.log_size() == before + (GOOD_PREFIX_ENTRIES if prefix_stored else 0)
+    assert [v.voucher_no for v in app.vouchers_of("2025-01")] == (["记-202501-009"] if prefix_stored else [])
+
+
+def test_schema_errors_are_all_reported_before_anything_is_stored(app, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING, "{not json", voucher("记-202501-001", "2025-01-05", amount="1.5", credit_amount="1.50"), OPENING])
+    result = import_journal(app, journal)
+    assert [str(p) for p in result.problems] == [
+        f"{journal}:2: not valid JSON: Expecting property name enclosed in double quotes at column 2",
+        f"{journal}:3 (id v-记-202501-001): lines[0].debit: amount must have exactly 2 decimal places, e.g. \"1400.00\": '1.5'",
+        f"{journal}:4 (id open): id: duplicate id; first used on line 1",
+    ]
+    assert app.ledger().opening_date is None
+
+
+def test_posting_into_a_closed_period_is_refused(app, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    close = {"id": "close-01", "type": "period_close", "period": "2025-01", "date": "2025-01-31",
+             "cash_counted": "1200.00", "bank_statement": "192000.00"}
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05"), close, voucher("记-202501-002", "2025-01-20")])
+    result = import_journal(app, journal)
+    assert result.applied == 3
+    assert [str(p) for p in result.problems] == [
+        f"{journal}:4 (id v-记-202501-002): date: period 2025-01 is closed; post a correction in an open period"
+    ]
+    assert [v.voucher_no for v in app.vouchers_of("2025-01")] == ["记-202501-001"]
+
+
+def test_month_close_refuses_a_cash_count_that_differs_from_the_books(app, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    close = {"id": "close-01", "type": "period_close", "period": "2025-01", "date": "2025-01-31",
+             "cash_counted": "1100.00", "bank_statement": "186000.00"}
+    write(journal, [OPENING, close])
+    result = import_journal(app, journal)
+    assert [str(p) for p in result.problems] == [
+        f"{journal}:2 (id close-01): cash_counted: counted 1100.00 but the books show 1200.00 in 101"
+    ]
+
+
+def test_same_id_with_different_content_is_refused(app, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05")])
+    import_journal(app, journal)
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05", "7000.00")])
+    result = import_journal(app, journal)
+    assert [str(p) for p in result.problems] == [
+        f"{journal}:2 (id v-记-202501-001): id: id 'v-记-202501-001' was already imported with different content"
+    ]
+
+
+def test_duplicate_voucher_number_under_a_new_id_is_refused(app, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05"), voucher("记-202501-001", "2025-01-06", id_="other")])
+    result = import_journal(app, journal)
+    assert [str(p) for p in result.problems] == [f"{journal}:3 (id other): voucher_no: voucher 记-202501-001 already exists"]
+
+
+def test_unknown_signer_is_refused_and_stores_nothing(ledger_location, signer, tmp_path):
+    owner = LedgerApplication(ledger_location, signer=signer)
+    owner.create_ledger(origin=ORIGIN, name="清河村", chart="2023")
+    size = owner.recorder.log_size()
+    stranger = LedgerApplication(ledger_location, signer=make_signer(9, ORIGIN + "/signer/stranger"))
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING])
+    with pytest.raises(Rejected) as refused:
+        import_journal(stranger, journal)
+    assert str(refused.value) == (
+        f"key: signer {stranger.signer.label} is not a registered, unrevoked signer key of this ledger"
+    )
+    assert owner.recorder.log_size() == size
+    owner.close()
+    stranger.close()
+
+
+def test_red_ink_reversal_negates_the_original_once(app, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    reversal = {"id": "r1", "type": "reversal", "voucher_no": "记-202502-001", "date": "2025-02-03",
+                "reverses": "记-202501-001", "summary": "红字冲销", "reason": "科目错误"}
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05", "580.00"), reversal, reversal | {"id": "r2", "voucher_no": "记-202502-002"}])
+    result = import_journal(app, journal)
+    assert [str(p) for p in result.problems] == [
+        f"{journal}:4 (id r2): reverses: 记-202501-001 was already reversed by 记-202502-001"
+    ]
+    [red] = app.vouchers_of("2025-02")
+    assert [(x.code, x.debit, x.credit) for x in red.lines] == [
+        ("102", Decimal("-580.00"), Decimal("0.00")),
+        ("50102", Decimal("0.00"), Decimal("-580.00")),
+    ]
+
+
+def test_read_journal_reports_the_field_path_of_nested_errors(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    write(journal, [{"id": "a", "type": "voucher", "voucher_no": "x", "date": "2025-13-01", "summary": "s",
+                     "lines": [{"account": "101", "debit": "1.00"}, {"account": "102", "credit": "1.00", "colour": "red"}]}])
+    records, problems = read_journal(journal)
+    assert records == []
+    assert [(p.line, p.field, p.message) for p in problems] == [
+        (1, "date", "Input should be a valid date or datetime, month value is outside expected range"),
+        (1, "lines[1].colour", "Extra inputs are not permitted"),
+    ]
