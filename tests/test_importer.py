@@ -53,8 +53,8 @@ def test_valid_journal_imports_and_reimport_skips_every_record(app, tmp_path):
     assert (first.applied, first.skipped, first.problems) == (3, 0, [])
     assert (again.applied, again.skipped, again.problems) == (0, 3, [])
     assert app.recorder.log_size() == size
-    # genesis (Opened, signer key) + opening + 2 x (voucher, period entry) + period opened + 3 journal markers
-    assert size == 2 + 1 + 4 + 1 + 3
+    # genesis + opening + 2 x (voucher, period entry) + period opened + 3 journal markers
+    assert size == 1 + 1 + 4 + 1 + 3
 
 
 # (bad record, message, whether the file passed the schema so that the good records before it were stored)

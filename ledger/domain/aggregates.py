@@ -39,7 +39,9 @@ class PostingLine(BaseModel):
     credit: Amount
 
 
-class RegisteredKey(BaseModel):
+class KeySpec(BaseModel):
+    """A key as registered in the log: the verifier reads exactly these fields."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
@@ -47,6 +49,9 @@ class RegisteredKey(BaseModel):
     public_key: str  # base64 raw Ed25519
     key_id: str  # hex, C2SP key id
     holder: str | None = None  # official id for signer keys
+
+
+class RegisteredKey(KeySpec):
     registered_version: int
     revoked_version: int | None = None
 
@@ -78,19 +83,25 @@ class Ledger(Aggregate):
     distribution_plans: dict[int, dict[str, Any]] = {}
 
     class Opened(Event):
+        """Genesis: identity, chart, policy and the first keys, valid from this very entry (seq 0)."""
+
         TOPIC: ClassVar[str] = "ledger/Ledger/Opened"
         origin: str
         name: str
         chart: Literal["2004", "2023"]
         policy: Policy
+        keys: list[KeySpec] = Field(min_length=1)
 
         def apply(self, ledger: "Ledger") -> None:
             ledger.origin, ledger.name, ledger.chart = self.origin, self.name, self.chart
             ledger.policies = [self.policy]
-            ledger.keys, ledger.officials, ledger.opening_lines, ledger.distribution_plans = [], {}, [], {}
+            ledger.keys = [RegisteredKey(**k.model_dump(), registered_version=self.originator_version) for k in self.keys]
+            ledger.officials, ledger.opening_lines, ledger.distribution_plans = {}, [], {}
             ledger.opening_date = None
 
     class KeyRegistered(Event):
+        """A key added later; valid from the entry after this one."""
+
         TOPIC: ClassVar[str] = "ledger/Ledger/KeyRegistered"
         name: str
         role: Role

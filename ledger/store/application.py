@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
+from ..crypto.keys import check_registrable_public_key
 from ..crypto.logformat import EntrySigner, b64, key_id, parse_leaf
 from ..domain import journal as j
 from ..domain.aggregates import (
@@ -25,6 +26,7 @@ from ..domain.aggregates import (
     Contract,
     Decision,
     JournalRecord,
+    KeySpec,
     Ledger,
     Period,
     PostingLine,
@@ -189,11 +191,13 @@ class LedgerApplication(Application):
             raise Rejected([Problem("LEDGER", f"{self.location} already holds a ledger")])
         check_origin(origin)
         load_chart(chart)
-        self._origin = origin
-        ledger = Ledger.create(ledger_id(origin), Ledger.Opened, origin=origin, name=name, chart=chart, policy=policy)
-        self._register_key(ledger, self.signer.name, "signer", self.signer.public_key_bytes, holder)
+        keys = [_key_spec(self.signer.name, "signer", self.signer.public_key_bytes, holder)]
         if log_public_key is not None:
-            self._register_key(ledger, origin, "log", log_public_key, None)
+            keys.append(_key_spec(origin, "log", log_public_key, None))
+        self._origin = origin
+        ledger = Ledger.create(
+            ledger_id(origin), Ledger.Opened, origin=origin, name=name, chart=chart, policy=policy, keys=keys
+        )
         try:
             self.save(ledger)
         except Exception:
@@ -216,15 +220,10 @@ class LedgerApplication(Application):
 
     @staticmethod
     def _register_key(ledger: Ledger, name: str, role: str, public_key: bytes, holder: str | None) -> None:
-        from ..crypto.keys import check_registrable_public_key
-
-        check_registrable_public_key(public_key)
-        kid = key_id(name, public_key).hex()
-        if any(k.name == name and k.key_id == kid and k.role == role for k in ledger.keys):
-            raise Rejected([Problem("key", f"key {name}+{kid} is already registered for role {role}")])
-        ledger.trigger(
-            Ledger.KeyRegistered, name=name, role=role, public_key=b64(public_key), key_id=kid, holder=holder
-        )
+        spec = _key_spec(name, role, public_key, holder)
+        if any((k.name, k.key_id, k.role) == (spec.name, spec.key_id, spec.role) for k in ledger.keys):
+            raise Rejected([Problem("key", f"key {name}+{spec.key_id} is already registered for role {role}")])
+        ledger.trigger(Ledger.KeyRegistered, **spec.model_dump())
 
     def check_signer(self, ledger: Ledger) -> None:
         signer = self.signer
@@ -316,6 +315,15 @@ def _postings(chart: str, day: str, voucher_no: str, kind: str, lines: list[dict
             voucher_no=voucher_no,
             kind=kind,
         )
+
+
+def _key_spec(name: str, role: str, public_key: bytes, holder: str | None) -> KeySpec:
+    """A key fit for registration; low-order keys are refused (TLOG.md §7)."""
+    try:
+        check_registrable_public_key(public_key)
+    except ValueError as exc:
+        raise Rejected([Problem("key", f"{name}: {exc}")]) from None
+    return KeySpec(name=name, role=role, public_key=b64(public_key), key_id=key_id(name, public_key).hex(), holder=holder)
 
 
 def check_origin(origin: str) -> None:

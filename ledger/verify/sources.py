@@ -1,0 +1,169 @@
+"""Where the verifier reads entries from: a SQLite file, a PostgreSQL schema, or an exported bundle directory.
+
+Each source yields (seq, leaf, state) in seq order, where state is the stored event bytes that the entry's
+(originator id, version) points at, or None when no such event is stored; and lists stored events with no entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+LOG_TABLE = "ledger_log"
+EVENTS_TABLE = "stored_events"
+_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    """One log row as read: its position, leaf bytes and the stored event state it points at."""
+
+    seq: int
+    leaf: bytes
+    state: bytes | None
+
+
+class Source:
+    """A readable ledger."""
+
+    description: str
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def entries(self) -> Iterator[SourceEntry]:
+        raise NotImplementedError
+
+    def unlogged_events(self) -> list[tuple[str, int]]:
+        """Stored events that no log entry points at (originator id, version)."""
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+_JOIN = (
+    f"SELECT l.seq, l.leaf, e.state FROM {{log}} AS l LEFT JOIN {{events}} AS e "
+    "ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
+    "WHERE l.seq >= {mark} ORDER BY l.seq LIMIT {mark}"
+)
+_UNLOGGED = (
+    "SELECT e.originator_id, e.originator_version FROM {events} AS e LEFT JOIN {log} AS l "
+    "ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
+    "WHERE l.seq IS NULL ORDER BY e.originator_id, e.originator_version"
+)
+
+
+class SQLiteSource(Source):
+    """A SQLite ledger file, opened read-only."""
+
+    def __init__(self, path: str):
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"no such ledger file: {path}")
+        self.description = str(file)
+        self._conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {LOG_TABLE, EVENTS_TABLE} <= tables:
+            raise ValueError(f"{path} is not a village-ledger database (no {LOG_TABLE}/{EVENTS_TABLE} tables)")
+
+    def size(self) -> int:
+        return self._conn.execute(f"SELECT count(*) FROM {LOG_TABLE}").fetchone()[0]
+
+    def entries(self) -> Iterator[SourceEntry]:
+        query = _JOIN.format(log=LOG_TABLE, events=EVENTS_TABLE, mark="?")
+        start = 0
+        while True:
+            rows = self._conn.execute(query, (start, _BATCH)).fetchall()
+            for seq, leaf, state in rows:
+                yield SourceEntry(seq, bytes(leaf), None if state is None else bytes(state))
+            if len(rows) < _BATCH:
+                return
+            start = rows[-1][0] + 1
+
+    def unlogged_events(self) -> list[tuple[str, int]]:
+        return [tuple(r) for r in self._conn.execute(_UNLOGGED.format(log=LOG_TABLE, events=EVENTS_TABLE))]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresSource(Source):
+    """One ledger's schema in PostgreSQL, read in a read-only transaction."""
+
+    def __init__(self, url: str):
+        import psycopg
+
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        self.schema = query.pop("schema", ["public"])[0]
+        self.description = urlunsplit(parts._replace(netloc=parts.hostname or "", query=""))
+        conninfo = urlunsplit(parts._replace(query=""))
+        self._conn = psycopg.connect(conninfo)
+        self._conn.read_only = True
+        self._log = f'"{self.schema}".{LOG_TABLE}'
+        self._events = f'"{self.schema}".{EVENTS_TABLE}'
+
+    def size(self) -> int:
+        return self._conn.execute(f"SELECT count(*) FROM {self._log}").fetchone()[0]
+
+    def entries(self) -> Iterator[SourceEntry]:
+        query = _JOIN.format(log=self._log, events=self._events, mark="%s")
+        start = 0
+        while True:
+            rows = self._conn.execute(query, (start, _BATCH)).fetchall()
+            for seq, leaf, state in rows:
+                yield SourceEntry(seq, bytes(leaf), None if state is None else bytes(state))
+            if len(rows) < _BATCH:
+                return
+            start = rows[-1][0] + 1
+
+    def unlogged_events(self) -> list[tuple[str, int]]:
+        return [(str(a), b) for a, b in self._conn.execute(_UNLOGGED.format(log=self._log, events=self._events))]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class BundleSource(Source):
+    """An exported auditor bundle: entries.jsonl, one {"seq", "leaf", "state"} object per line (base64 bytes)."""
+
+    def __init__(self, directory: str):
+        self.path = Path(directory) / "entries.jsonl"
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{directory} is not a bundle (no entries.jsonl)")
+        self.description = str(directory)
+
+    def size(self) -> int:
+        with open(self.path, "rb") as lines:
+            return sum(1 for line in lines if line.strip())
+
+    def entries(self) -> Iterator[SourceEntry]:
+        with open(self.path, encoding="ascii") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    yield SourceEntry(
+                        int(row["seq"]),
+                        base64.b64decode(row["leaf"], validate=True),
+                        base64.b64decode(row["state"], validate=True),
+                    )
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ValueError(f"{self.path}:{number}: not a bundle entry: {exc}") from None
+
+
+def open_source(location: str) -> Source:
+    if "://" in location:
+        if location.split("://", 1)[0].lower() not in ("postgresql", "postgres"):
+            raise ValueError(f"unsupported source {location!r}")
+        return PostgresSource(location)
+    if Path(location).is_dir():
+        return BundleSource(location)
+    return SQLiteSource(location)
