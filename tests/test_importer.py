@@ -177,6 +177,6 @@ def test_read_journal_reports_the_field_path_of_nested_errors(tmp_path):
     records, problems = read_journal(journal)
     assert records == []
     assert [(p.line, p.field, p.message) for p in problems] == [
-        (1, "date", "Input should be a valid date or datetime, month value is outside expected range"),
+        (1, "date", "Input should be a valid date or datetime, month value is outside expected range of 1-12"),
         (1, "lines[1].colour", "Extra inputs are not permitted"),
     ]
