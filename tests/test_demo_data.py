@@ -130,7 +130,8 @@ def test_about_vouchers_per_year(default_records):
     per_year = Counter(r.date.year for r in default_records if isinstance(r, NUMBERED))
     assert sorted(per_year) == [2021, 2022, 2023, 2024, 2025]
     assert all(360 <= n <= 440 for n in per_year.values()), per_year
-    big = Counter(r.date.year for r in generate_village(seed=3, years=2, vouchers_per_year=1500) if isinstance(r, NUMBERED))
+    big_village = generate_village(seed=3, years=2, vouchers_per_year=1500)
+    big = Counter(r.date.year for r in big_village if isinstance(r, NUMBERED))
     assert all(1400 <= n <= 1600 for n in big.values()), big
 
 
@@ -217,7 +218,8 @@ def test_village_has_the_expected_character(default_records):
     works = [r.decision_id for r in default_records if isinstance(r, j.DecisionOpened) and r.matter == "public_works"]
     assert len(works) == 5
     for decision_id in works:
-        for step in ("propose", "deliberate", "review", "resolve", "publish_resolution", "contract_signed", "acceptance", "confirm"):
+        for step in ("propose", "deliberate", "review", "resolve", "publish_resolution", "contract_signed",
+                     "acceptance", "confirm"):
             assert (decision_id, step) in steps
     tags = Counter(t for r in default_records if isinstance(r, j.Voucher) for t in r.tags)
     assert tags["CASH_PAYMENT_OVER_LIMIT"] > 0 and tags["CORRECTION"] == types["reversal"]
