@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
-import eventsourcing.cryptography
 import psycopg
 import pytest
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, StoredEvent
@@ -21,21 +19,16 @@ from eventsourcing.postgres import (
 )
 from psycopg.sql import SQL, Identifier
 
-# eventsourcing's test module imports eventsourcing.cipher, which needs pycryptodome (not one of our dependencies);
-# eventsourcing.cryptography is eventsourcing's same AESCipher built on pyca/cryptography, which we already use.
-if importlib.util.find_spec("Crypto") is None:
-    sys.modules.setdefault("eventsourcing.cipher", eventsourcing.cryptography)
-
-from eventsourcing.tests.persistence import (  # noqa: E402
+from eventsourcing.tests.persistence import (
     ApplicationRecorderTestCase,
     InfrastructureFactoryTestCase,
     NonInterleavingNotificationIDsBaseCase,
 )
-from eventsourcing.utils import Environment, get_topic  # noqa: E402
+from eventsourcing.utils import Environment, get_topic
 
-from ledger.crypto.logformat import parse_leaf  # noqa: E402
-from ledger.store import ChainedPostgresApplicationRecorder, env_for_location  # noqa: E402
-from ledger.store.conformance import (  # noqa: E402
+from ledger.crypto.logformat import parse_leaf
+from ledger.store import ChainedPostgresApplicationRecorder, env_for_location
+from ledger.store.conformance import (
     CONFORMANCE_ORIGIN,
     ChainedRecorderConformance,
     DefaultSigning,
@@ -43,7 +36,7 @@ from ledger.store.conformance import (  # noqa: E402
     conformance_signer,
     new_events,
 )
-from ledger.store.postgres import Factory  # noqa: E402
+from ledger.store.postgres import Factory
 
 POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "")
 

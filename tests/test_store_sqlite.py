@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import eventsourcing.cryptography
 import pytest
 from eventsourcing.persistence import InfrastructureFactory, OperationalError
 from eventsourcing.sqlite import (
@@ -20,20 +18,15 @@ from eventsourcing.sqlite import (
     SQLiteTrackingRecorder,
 )
 
-# eventsourcing's test module imports eventsourcing.cipher, which needs pycryptodome (not one of our dependencies);
-# eventsourcing.cryptography is eventsourcing's same AESCipher built on pyca/cryptography, which we already use.
-if importlib.util.find_spec("Crypto") is None:
-    sys.modules.setdefault("eventsourcing.cipher", eventsourcing.cryptography)
-
-from eventsourcing.tests.persistence import (  # noqa: E402
+from eventsourcing.tests.persistence import (
     ApplicationRecorderTestCase,
     InfrastructureFactoryTestCase,
     NonInterleavingNotificationIDsBaseCase,
 )
-from eventsourcing.utils import Environment, get_topic  # noqa: E402
+from eventsourcing.utils import Environment, get_topic
 
-from ledger.store import ChainedSQLiteApplicationRecorder, env_for_location  # noqa: E402
-from ledger.store.conformance import (  # noqa: E402
+from ledger.store import ChainedSQLiteApplicationRecorder, env_for_location
+from ledger.store.conformance import (
     CONFORMANCE_ORIGIN,
     ChainedRecorderConformance,
     DefaultSigning,
@@ -41,7 +34,7 @@ from ledger.store.conformance import (  # noqa: E402
     conformance_signer,
     new_events,
 )
-from ledger.store.sqlite import Factory  # noqa: E402
+from ledger.store.sqlite import Factory
 
 
 class TestChainedSQLiteRecorder(ChainedRecorderConformance):

@@ -1,0 +1,25 @@
+# Two commands on a fresh machine with Python >= 3.11: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test schema clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/village-ledger demo --dir demo-output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+schema: $(STAMP)
+	$(BIN)/village-ledger schema --out ledger/schema/journal.schema.json
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .hypothesis

@@ -1,0 +1,222 @@
+"""`village-ledger` command line. Exit codes: 0 done, 1 refused input or integrity finding, 2 usage or unreadable input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or unreadable input: exit code 2."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _load_signer(path: str, role: str = "signer"):
+    from .crypto.keys import load_key_file, passphrase_from_env_or_prompt
+
+    try:
+        key = load_key_file(Path(path), passphrase_from_env_or_prompt())
+    except FileNotFoundError:
+        raise UsageError(f"key file not found: {path}") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    if key.role != role:
+        raise UsageError(f"{path} holds a {key.role!r} key; this command needs a {role!r} key")
+    return key
+
+
+def _open(location: str, signer=None):
+    from .store.application import LedgerApplication
+
+    try:
+        return LedgerApplication(location, signer=signer)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_keys_new(args) -> int:
+    from .crypto.keys import generate_key_file, passphrase_from_env_or_prompt
+
+    out = Path(args.out)
+    if out.exists():
+        raise UsageError(f"{out} exists; refusing to overwrite a key file")
+    key = generate_key_file(args.name, args.role, out, passphrase_from_env_or_prompt(confirm=True))
+    print(key.vkey())
+    return EXIT_OK
+
+
+def cmd_init(args) -> int:
+    from .domain.policy import EXAMPLE_POLICY, Policy
+
+    policy = EXAMPLE_POLICY
+    if args.policy:
+        try:
+            policy = Policy.model_validate_json(Path(args.policy).read_text("utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read policy {args.policy}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise UsageError(f"{args.policy}: {exc}") from None
+    key = _load_signer(args.key)
+    log_public = _load_signer(args.log_key, role="log").public_key if args.log_key else None
+    app = _open(args.ledger, key.signer)
+    app.create_ledger(
+        origin=args.origin, name=args.name, chart=args.chart, policy=policy, log_public_key=log_public, holder=args.holder
+    )
+    print(f"已创建账簿 / created ledger {args.origin} ({args.name}, 制度{args.chart}) in {args.ledger}")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    from .importer import import_journal
+    from .progress import ProgressBar
+
+    journal = Path(args.journal)
+    if not journal.is_file():
+        raise UsageError(f"journal not found: {journal}")
+    app = _open(args.ledger, _load_signer(args.key).signer)
+    bar = ProgressBar("importing / 导入", 0)
+    result = import_journal(app, journal, batch_size=args.batch, progress=bar.update)
+    bar.close()
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    print(f"导入 {result.applied} 条, 跳过(已导入) {result.skipped} 条 / imported {result.applied}, skipped {result.skipped} already imported")
+    if result.problems:
+        print(f"拒绝 / refused: {len(result.problems)} problem(s); nothing of a refused record was stored", file=sys.stderr)
+        return EXIT_FINDING
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .reports import render_report
+
+    app = _open(args.ledger)
+    try:
+        text = render_report(app, args.kind, at=args.at, fmt=args.format, account=args.account, include_closing=not args.before_close)
+    except LookupError as exc:
+        raise UsageError(str(exc)) from None
+    _write(text, args.out)
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    from .domain.journal import journal_json_schema
+
+    _write(json.dumps(journal_json_schema(), ensure_ascii=False, indent=2) + "\n", args.out)
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from .verify.chain import verify_source
+
+    try:
+        result = verify_source(args.source)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {args.source}: {exc}") from None
+    for finding in result.findings:
+        print(finding)
+    print(result.summary(), file=sys.stderr)
+    return EXIT_OK if result.intact else EXIT_FINDING
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.dir), years=args.years, seed=args.seed)
+    return EXIT_OK
+
+
+def _write(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text, "utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="village-ledger", description="Tamper-evident books of a village collective (村集体三资账簿)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    keys = sub.add_parser("keys", help="key files").add_subparsers(dest="keys_command", required=True)
+    new = keys.add_parser("new", help="create an Ed25519 key file (passphrase from LEDGER_KEY_PASSPHRASE or a prompt)")
+    new.add_argument("name")
+    new.add_argument("--role", required=True, choices=["signer", "log", "witness"])
+    new.add_argument("--out", required=True)
+    new.set_defaults(func=cmd_keys_new)
+
+    init = sub.add_parser("init", help="create a ledger (genesis registers the signer key, log key and policy)")
+    init.add_argument("ledger", help="SQLite file path or postgresql:// URL (?schema=NAME)")
+    init.add_argument("--origin", required=True)
+    init.add_argument("--name", required=True)
+    init.add_argument("--chart", required=True, choices=["2004", "2023"])
+    init.add_argument("--policy", help="policy JSON (thresholds of the jurisdiction)")
+    init.add_argument("--key", required=True, help="signer key file")
+    init.add_argument("--log-key", help="log (checkpoint) key file, registered at genesis")
+    init.add_argument("--holder", help="official id holding the signer key")
+    init.set_defaults(func=cmd_init)
+
+    imp = sub.add_parser("import", help="append a JSON Lines journal")
+    imp.add_argument("ledger")
+    imp.add_argument("journal")
+    imp.add_argument("--key", required=True, help="signer key file")
+    imp.add_argument("--batch", type=int, default=200, help="records per transaction (each record stays atomic)")
+    imp.set_defaults(func=cmd_import)
+
+    report = sub.add_parser("report", help="trial balance and statements")
+    report.add_argument("ledger")
+    report.add_argument(
+        "kind", choices=["trial-balance", "balance-sheet", "income-statement", "general-ledger", "assets", "contracts"]
+    )
+    report.add_argument("--at", type=_date, required=True)
+    report.add_argument("--format", choices=["json", "csv"], default="json")
+    report.add_argument("--account", help="account code (general-ledger)")
+    report.add_argument("--before-close", action="store_true", help="leave out the year-end closing vouchers")
+    report.add_argument("--out")
+    report.set_defaults(func=cmd_report)
+
+    schema = sub.add_parser("schema", help="print the journal JSON Schema")
+    schema.add_argument("--out")
+    schema.set_defaults(func=cmd_schema)
+
+    verify = sub.add_parser("verify", help="check every log entry of a ledger")
+    verify.add_argument("source")
+    verify.set_defaults(func=cmd_verify)
+
+    demo = sub.add_parser("demo", help="build, verify and report a sample village over several years")
+    demo.add_argument("--dir", default="demo-output")
+    demo.add_argument("--years", type=int, default=5)
+    demo.add_argument("--seed", type=int, default=2025)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .domain.validation import Rejected
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"village-ledger: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (Rejected, PermissionError) as exc:
+        print(f"village-ledger: 拒绝 / refused: {exc}", file=sys.stderr)
+        return EXIT_FINDING
+
+
+def verify_main(argv: list[str] | None = None) -> int:
+    return main(["verify", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
