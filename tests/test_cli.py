@@ -38,14 +38,14 @@ def ledger_file(tmp_path, keys, capsys):
 def test_import_report_and_verify(ledger_file, keys, capsys):
     clerk, _ = keys
     assert main(["import", str(ledger_file), str(FIXTURES / "qinghe_2025.jsonl"), "--key", str(clerk)]) == EXIT_OK
-    assert capsys.readouterr().out == "导入 114 条, 跳过(已导入) 0 条 / imported 114, skipped 0 already imported\n"
+    assert capsys.readouterr().out == "导入 116 条, 跳过(已导入) 0 条 / imported 116, skipped 0 already imported\n"
     assert main(["report", str(ledger_file), "trial-balance", "--at", "2025-12-31"]) == EXIT_OK
     report = json.loads(capsys.readouterr().out)
     assert (report["ledger"], report["total_debit"], report["total_credit"]) == (ORIGIN, "847770.00", "847770.00")
     assert main(["verify", str(ledger_file)]) == EXIT_OK
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith(f"intact: 340 entries of {ORIGIN}, head ")
+    assert captured.err.startswith(f"intact: 344 entries of {ORIGIN}, head ")
 
 
 def test_verify_exits_1_with_one_line_per_finding(ledger_file, keys, capsys):

@@ -180,3 +180,26 @@ def test_read_journal_reports_the_field_path_of_nested_errors(tmp_path):
         (1, "date", "Input should be a valid date or datetime, month value is outside expected range of 1-12"),
         (1, "lines[1].colour", "Extra inputs are not permitted"),
     ]
+
+
+def test_funds_are_carried_on_their_account_and_close_only_when_empty(app, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    fund = {"id": "f1", "type": "fund", "fund_id": "grant", "kind": "special", "name": "道路专项补助",
+            "account": "241", "detail": "道路", "purpose": "村道修缮", "opened": "2025-01-02"}
+    receive = voucher("记-202501-001", "2025-01-05", "30000.00", credit="241") | {
+        "lines": [{"account": "102", "debit": "30000.00"}, {"account": "241", "detail": "道路", "credit": "30000.00"}]}
+    spend = voucher("记-202501-002", "2025-01-20", "30000.00") | {
+        "lines": [{"account": "241", "detail": "道路", "debit": "30000.00"}, {"account": "102", "credit": "30000.00"}]}
+    close = {"id": "f1-closed", "type": "fund_closed", "fund_id": "grant", "closed": "2025-01-25"}
+    wrong = fund | {"id": "f2", "fund_id": "box", "kind": "cash", "account": "102"}
+    write(journal, [OPENING, fund, receive, close, spend, close | {"id": "f1-closed-2"}, wrong])
+    result = import_journal(app, journal, batch_size=3)
+    assert [str(p) for p in result.problems] == [
+        f"{journal}:4 (id f1-closed): closed: fund grant still holds -30000.00 on 241 道路"
+    ]
+    write(journal, [OPENING, fund, receive, spend, close, wrong])
+    result = import_journal(app, journal, batch_size=3)
+    assert [str(p) for p in result.problems] == [
+        f"{journal}:6 (id f2): account: a cash fund is carried on 101, not 102"
+    ]
+    assert app.repository.get(app.id_of("fund", "grant")).closed.isoformat() == "2025-01-25"

@@ -29,6 +29,7 @@ TOTAL = Decimal("589852.00")
 
 EXPECTED_COUNTS = {
     "official": 5,
+    "fund": 2,
     "asset": 2,
     "contract": 2,
     "opening_balances": 1,

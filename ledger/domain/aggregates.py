@@ -306,6 +306,43 @@ class Voucher(Aggregate):
             voucher.reversed_by = self.reversed_by
 
 
+FUND_ACCOUNTS = {"cash": ("101",), "bank": ("102",), "special": ("241", "102", "231")}
+
+
+@register_aggregate("ledger/Fund")
+class Fund(Aggregate):
+    """A fund (资金): the cash box, a bank account or an earmarked special fund, and the account that carries it."""
+
+    fund_id: str = ""
+    kind: str = ""
+    account: str = ""
+    detail: str = ""
+    closed: dt.date | None = None
+
+    class Opened(Event):
+        TOPIC: ClassVar[str] = "ledger/Fund/Opened"
+        fund_id: str
+        kind: Literal["cash", "bank", "special"]
+        name: str
+        account: str
+        detail: str = ""
+        bank: str = ""
+        account_no_last4: str = ""
+        purpose: str = ""
+        opened: dt.date
+
+        def apply(self, fund: "Fund") -> None:
+            fund.fund_id, fund.kind, fund.account, fund.detail = self.fund_id, self.kind, self.account, self.detail
+            fund.closed = None
+
+    class Closed(Event):
+        TOPIC: ClassVar[str] = "ledger/Fund/Closed"
+        closed: dt.date
+
+        def apply(self, fund: "Fund") -> None:
+            fund.closed = self.closed
+
+
 @register_aggregate("ledger/Asset")
 class Asset(Aggregate):
     """A fixed asset (固定资产) with its depreciation schedule, leases and disposal."""

@@ -73,6 +73,29 @@ class OfficialDeparted(Record):
     handover_date: dt.date
 
 
+class FundOpened(Record):
+    """A fund the collective holds: the cash box, a bank account, or an earmarked special fund (专项资金)."""
+
+    type: Literal["fund"]
+    fund_id: str
+    kind: Literal["cash", "bank", "special"]
+    name: str
+    account: str = Field(pattern=r"^[0-9]{3,9}$", description="the chart account that carries it (101, 102, 241 …)")
+    detail: str = Field("", description="its detail account, if the chart account has several funds")
+    bank: str = ""
+    account_no_last4: str = Field("", pattern=r"^([0-9]{4})?$", description="last four digits only")
+    purpose: str = Field("", description="what an earmarked fund may be spent on")
+    opened: dt.date
+
+
+class FundClosed(Record):
+    """A fund closed (bank account cancelled, special fund spent and settled); its balance must be zero."""
+
+    type: Literal["fund_closed"]
+    fund_id: str
+    closed: dt.date
+
+
 class OpeningBalances(Record):
     """Opening balances of the books (期初余额), before any voucher."""
 
@@ -267,6 +290,8 @@ JournalRecord = Annotated[
     Union[
         OfficialAppointed,
         OfficialDeparted,
+        FundOpened,
+        FundClosed,
         OpeningBalances,
         Voucher,
         Reversal,

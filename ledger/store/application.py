@@ -25,6 +25,8 @@ from ..domain.aggregates import (
     Asset,
     Contract,
     Decision,
+    FUND_ACCOUNTS,
+    Fund,
     JournalRecord,
     KeySpec,
     Ledger,
@@ -114,6 +116,15 @@ class UnitOfWork:
 
     def add(self, aggregate: Aggregate) -> None:
         self.aggregates[aggregate.id] = aggregate
+
+    def new_voucher_lines(self) -> Iterator[tuple[str, str, date, Decimal]]:
+        """(code, detail, date, net) of vouchers posted earlier in this batch and not stored yet."""
+        for aggregate in self.aggregates.values():
+            if isinstance(aggregate, Voucher) and any(
+                isinstance(e, (Voucher.Posted, Voucher.Reversed)) for e in aggregate._pending
+            ):
+                for line in aggregate.lines:
+                    yield line.code, line.detail, aggregate.date, line.debit - line.credit
 
 
 class LedgerApplication(Application):
@@ -484,6 +495,35 @@ def handle_asset_disposed(app: LedgerApplication, uow: UnitOfWork, ledger: Ledge
     asset.trigger(Asset.Disposed, date=r.date, method=r.method, decision=r.decision, voucher_no=r.voucher_no)
 
 
+def handle_fund(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.FundOpened) -> None:
+    fund_id = app.id_of("fund", r.fund_id)
+    _require_absent(uow, fund_id, "fund_id", f"fund {r.fund_id}")
+    chart = load_chart(ledger.chart)
+    problems = []
+    if r.account not in chart:
+        problems.append(Problem("account", f"account {r.account!r} is not in chart {ledger.chart}"))
+    elif chart.top_level(r.account).code not in FUND_ACCOUNTS[r.kind]:
+        allowed = ", ".join(FUND_ACCOUNTS[r.kind])
+        problems.append(Problem("account", f"a {r.kind} fund is carried on {allowed}, not {r.account}"))
+    refuse_if(problems)
+    uow.add(Fund.create(fund_id, Fund.Opened, **r.model_dump(exclude={"id", "type"})))
+
+
+def handle_fund_closed(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.FundClosed) -> None:
+    fund: Fund = _require_present(uow, app.id_of("fund", r.fund_id), "fund_id", f"fund {r.fund_id}")
+    if fund.closed is not None:
+        raise Rejected([Problem("fund_id", f"fund {r.fund_id} was already closed on {fund.closed}")])
+    stored = ((p.code, p.detail, p.date, p.debit - p.credit) for p in app.postings())
+    balance = sum(
+        (net for code, detail, day, net in [*stored, *uow.new_voucher_lines()]
+         if (code, detail) == (fund.account, fund.detail) and day <= r.closed),
+        ZERO,
+    )
+    if balance != ZERO:
+        raise Rejected([Problem("closed", f"fund {r.fund_id} still holds {balance:.2f} on {fund.account} {fund.detail}".rstrip())])
+    fund.trigger(Fund.Closed, closed=r.closed)
+
+
 def handle_resource(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.ResourceRegistered) -> None:
     resource_id = app.id_of("resource", r.resource_no)
     _require_absent(uow, resource_id, "resource_no", f"resource {r.resource_no}")
@@ -656,6 +696,8 @@ _HANDLERS: dict[type, Callable[..., None]] = {
     j.Depreciation: handle_depreciation,
     j.AssetRegistered: handle_asset,
     j.AssetDisposed: handle_asset_disposed,
+    j.FundOpened: handle_fund,
+    j.FundClosed: handle_fund_closed,
     j.ResourceRegistered: handle_resource,
     j.ContractSigned: handle_contract,
     j.DecisionOpened: handle_decision,
