@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from datetime import date
 from pathlib import Path
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+# Commands that live with their own layer: each module has `register(subparsers)`.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 class UsageError(Exception):
@@ -22,7 +26,7 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def _load_signer(path: str, role: str = "signer"):
+def load_key(path: str, role: str = "signer"):
     from .crypto.keys import load_key_file, passphrase_from_env_or_prompt
 
     try:
@@ -36,7 +40,7 @@ def _load_signer(path: str, role: str = "signer"):
     return key
 
 
-def _open(location: str, signer=None):
+def open_ledger(location: str, signer=None):
     from .store.application import LedgerApplication
 
     try:
@@ -67,9 +71,9 @@ def cmd_init(args) -> int:
             raise UsageError(f"cannot read policy {args.policy}: {exc.strerror}") from None
         except ValueError as exc:
             raise UsageError(f"{args.policy}: {exc}") from None
-    key = _load_signer(args.key)
-    log_public = _load_signer(args.log_key, role="log").public_key if args.log_key else None
-    app = _open(args.ledger, key.signer)
+    key = load_key(args.key)
+    log_public = load_key(args.log_key, role="log").public_key if args.log_key else None
+    app = open_ledger(args.ledger, key.signer)
     app.create_ledger(
         origin=args.origin, name=args.name, chart=args.chart, policy=policy, log_public_key=log_public, holder=args.holder
     )
@@ -84,7 +88,7 @@ def cmd_import(args) -> int:
     journal = Path(args.journal)
     if not journal.is_file():
         raise UsageError(f"journal not found: {journal}")
-    app = _open(args.ledger, _load_signer(args.key).signer)
+    app = open_ledger(args.ledger, load_key(args.key).signer)
     bar = ProgressBar("importing / 导入", 0)
     result = import_journal(app, journal, batch_size=args.batch, progress=bar.update)
     bar.close()
@@ -100,19 +104,19 @@ def cmd_import(args) -> int:
 def cmd_report(args) -> int:
     from .reports import render_report
 
-    app = _open(args.ledger)
+    app = open_ledger(args.ledger)
     try:
         text = render_report(app, args.kind, at=args.at, fmt=args.format, account=args.account, include_closing=not args.before_close)
     except LookupError as exc:
         raise UsageError(str(exc)) from None
-    _write(text, args.out)
+    write_output(text, args.out)
     return EXIT_OK
 
 
 def cmd_schema(args) -> int:
     from .domain.journal import journal_json_schema
 
-    _write(json.dumps(journal_json_schema(), ensure_ascii=False, indent=2) + "\n", args.out)
+    write_output(json.dumps(journal_json_schema(), ensure_ascii=False, indent=2) + "\n", args.out)
     return EXIT_OK
 
 
@@ -136,7 +140,7 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
-def _write(text: str, out: str | None) -> None:
+def write_output(text: str, out: str | None) -> None:
     if out:
         Path(out).write_text(text, "utf-8")
     else:
@@ -197,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--years", type=int, default=5)
     demo.add_argument("--seed", type=int, default=2025)
     demo.set_defaults(func=cmd_demo)
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
