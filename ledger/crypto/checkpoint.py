@@ -16,15 +16,15 @@ import base64
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.crypto.keys import COSIGNATURE_V1, VkeyError, check_key_name, format_vkey, parse_vkey
+from ledger.crypto.keys import COSIGNATURE_V1, check_key_name
 from ledger.crypto.logformat import key_id
 from ledger.crypto.merkle import HASH_SIZE
-from ledger.crypto.note import NoteError, NoteSignature, OpenedNote, Verifier, open_note
+from ledger.crypto.note import Ed25519KeyVerifier, NoteError, NoteSignature, OpenedNote, Verifier, open_note
 
 MAX_TREE_SIZE = 2**64 - 1
 MAX_TIMESTAMP = 2**63 - 1
@@ -107,31 +107,11 @@ def cosignature_timestamp(signature: bytes) -> int:
 
 
 @dataclass(frozen=True)
-class CosignatureV1Verifier:
+class CosignatureV1Verifier(Ed25519KeyVerifier):
     """Type 0x04 verifier for one witness key; plugs into note.open_note."""
 
-    name: str
-    public_key: bytes
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        if len(self.public_key) != 32:
-            raise VkeyError(f"Ed25519 public key must be 32 bytes, got {len(self.public_key)}")
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignatureV1Verifier:
-        parsed = parse_vkey(vkey)
-        if parsed.signature_type != COSIGNATURE_V1:
-            raise VkeyError(f"vkey {vkey!r} has type 0x{parsed.signature_type:02x}, expected 0x04 (cosignature/v1)")
-        return cls(parsed.name, parsed.public_key)
-
-    @property
-    def key_id(self) -> bytes:
-        return key_id(self.name, self.public_key, COSIGNATURE_V1)
-
-    @property
-    def vkey(self) -> str:
-        return format_vkey(self.name, COSIGNATURE_V1, self.public_key)
+    SIGNATURE_TYPE: ClassVar[int] = COSIGNATURE_V1
+    TYPE_NAME: ClassVar[str] = "cosignature/v1"
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != COSIGNATURE_SIZE:
@@ -139,12 +119,7 @@ class CosignatureV1Verifier:
         timestamp = int.from_bytes(signature[:8], "big")
         if timestamp > MAX_TIMESTAMP:
             return False
-        message = cosignature_message(text.decode("utf-8"), timestamp)
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature[8:], message)
-        except InvalidSignature:
-            return False
-        return True
+        return self._verifies(signature[8:], cosignature_message(text.decode("utf-8"), timestamp))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -74,8 +74,11 @@ class Signer(Protocol):
 
 
 @dataclass(frozen=True)
-class Ed25519Verifier:
-    """Type 0x01: plain RFC 8032 Ed25519 over the note text, verified with pyca/cryptography (the pinned rule)."""
+class Ed25519KeyVerifier:
+    """A named Ed25519 public key of one signature type: what the verifier key (vkey) text carries."""
+
+    SIGNATURE_TYPE: ClassVar[int]
+    TYPE_NAME: ClassVar[str]
 
     name: str
     public_key: bytes
@@ -86,28 +89,40 @@ class Ed25519Verifier:
             raise VkeyError(f"Ed25519 public key must be 32 bytes, got {len(self.public_key)}")
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Ed25519Verifier:
+    def from_vkey(cls, vkey: str) -> Self:
         parsed = parse_vkey(vkey)
-        if parsed.signature_type != ED25519:
-            raise VkeyError(f"vkey {vkey!r} has type 0x{parsed.signature_type:02x}, expected 0x01 (Ed25519)")
+        if parsed.signature_type != cls.SIGNATURE_TYPE:
+            raise VkeyError(
+                f"vkey {vkey!r} has type 0x{parsed.signature_type:02x}, expected 0x{cls.SIGNATURE_TYPE:02x} ({cls.TYPE_NAME})"
+            )
         return cls(parsed.name, parsed.public_key)
 
     @property
     def key_id(self) -> bytes:
-        return key_id(self.name, self.public_key, ED25519)
+        return key_id(self.name, self.public_key, self.SIGNATURE_TYPE)
 
     @property
     def vkey(self) -> str:
-        return format_vkey(self.name, ED25519, self.public_key)
+        return format_vkey(self.name, self.SIGNATURE_TYPE, self.public_key)
 
-    def verify(self, text: bytes, signature: bytes) -> bool:
-        if len(signature) != ED25519_SIGNATURE_SIZE:
-            return False
+    def _verifies(self, signature: bytes, message: bytes) -> bool:
+        """The pinned rule: pyca/cryptography Ed25519 (TLOG.md §7)."""
         try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, text)
+            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, message)
         except InvalidSignature:
             return False
         return True
+
+
+@dataclass(frozen=True)
+class Ed25519Verifier(Ed25519KeyVerifier):
+    """Type 0x01: plain RFC 8032 Ed25519 over the note text, verified with pyca/cryptography (the pinned rule)."""
+
+    SIGNATURE_TYPE: ClassVar[int] = ED25519
+    TYPE_NAME: ClassVar[str] = "Ed25519"
+
+    def verify(self, text: bytes, signature: bytes) -> bool:
+        return len(signature) == ED25519_SIGNATURE_SIZE and self._verifies(signature, text)
 
 
 @dataclass(frozen=True)
