@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from uuid import UUID
@@ -50,22 +49,11 @@ def render_report(
     return report.to_json() if fmt == "json" else report.to_csv()
 
 
-def _events_of(app: LedgerApplication, topic: str) -> Iterator:
-    start = 1
-    while True:
-        notifications = app.recorder.select_notifications(start, 1000, topics=(topic,))
-        for n in notifications:
-            yield n
-        if len(notifications) < 1000:
-            return
-        start = notifications[-1].id + 1
-
-
 def asset_register(app: LedgerApplication, at: date) -> list[dict]:
     """Fixed-asset register (固定资产登记簿) as at a date: cost, accumulated depreciation, net value, leases."""
     rows = []
     period = month_of(at)
-    for notification in _events_of(app, Asset.Registered.TOPIC):
+    for notification in app.notifications((Asset.Registered.TOPIC,)):
         registered = Asset.Registered.from_state(UUID(str(notification.originator_id)), 1, notification.state)
         if registered.in_service > at:
             continue
@@ -97,7 +85,7 @@ def asset_register(app: LedgerApplication, at: date) -> list[dict]:
 def contract_register(app: LedgerApplication, at: date) -> list[dict]:
     """Contracts register (合同台账): term, annual fee, received to date, instalments due and unpaid."""
     received: dict[str, Decimal] = {}
-    for notification in _events_of(app, Voucher.Posted.TOPIC):
+    for notification in app.notifications((Voucher.Posted.TOPIC,)):
         state = json.loads(notification.state)
         if state.get("contract") and date.fromisoformat(state["date"]) <= at:
             cash_in = sum(
@@ -105,7 +93,7 @@ def contract_register(app: LedgerApplication, at: date) -> list[dict]:
             )
             received[state["contract"]] = received.get(state["contract"], ZERO) + cash_in
     rows = []
-    for notification in _events_of(app, Contract.Signed.TOPIC):
+    for notification in app.notifications((Contract.Signed.TOPIC,)):
         c = Contract.Signed.from_state(UUID(str(notification.originator_id)), 1, notification.state)
         if c.signed > at:
             continue

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Notification, StoredEvent
 
 from ..crypto.keys import check_registrable_public_key
 from ..crypto.logformat import EntrySigner, b64, key_id, parse_leaf
@@ -264,7 +264,8 @@ class LedgerApplication(Application):
                 # Another writer moved an aggregate we read; re-read and decide again.
                 if attempt == _CONFLICT_RETRIES - 1:
                     raise
-                self.repository.cache and self.repository.cache.clear()
+                if self.repository.cache:
+                    self.repository.cache.clear()
                 continue
             return outcomes
         raise AssertionError("unreachable")
@@ -284,23 +285,27 @@ class LedgerApplication(Application):
 
     # -- reading ----------------------------------------------------------------------------------------------------
 
-    def postings(self, *, batch: int = 2000) -> Iterator[Posting]:
-        """Every posting line (opening balances, vouchers, reversals) in log order."""
-        chart = None
+    def notifications(self, topics: tuple[str, ...], *, batch: int = 2000) -> Iterator[Notification]:
+        """Stored events of the given topics in log order, read in batches."""
         start = 1
         while True:
-            notifications = self.recorder.select_notifications(start, batch, topics=POSTING_TOPICS)
-            for n in notifications:
-                state = json.loads(n.state)
-                if n.topic == Ledger.OpeningBalancesRecorded.TOPIC:
-                    chart = chart or self.ledger().chart
-                    yield from _postings(chart, state["date"], "OPENING", "opening", state["lines"])
-                else:
-                    kind = "closing" if state.get("closing") else "voucher"
-                    yield from _postings(state["chart"], state["date"], state["voucher_no"], kind, state["lines"])
+            notifications = self.recorder.select_notifications(start, batch, topics=topics)
+            yield from notifications
             if len(notifications) < batch:
                 return
             start = notifications[-1].id + 1
+
+    def postings(self) -> Iterator[Posting]:
+        """Every posting line (opening balances, vouchers, reversals) in log order."""
+        chart = None
+        for n in self.notifications(POSTING_TOPICS):
+            state = json.loads(n.state)
+            if n.topic == Ledger.OpeningBalancesRecorded.TOPIC:
+                chart = chart or self.ledger().chart
+                yield from _postings(chart, state["date"], "OPENING", "opening", state["lines"])
+            else:
+                kind = "closing" if state.get("closing") else "voucher"
+                yield from _postings(state["chart"], state["date"], state["voucher_no"], kind, state["lines"])
 
     def vouchers_of(self, period: str) -> list[Voucher]:
         found = self._find(self.id_of("period", period))
@@ -675,19 +680,9 @@ def handle_period_close(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger,
 
 def _assets(app: LedgerApplication, uow: UnitOfWork) -> list[Asset]:
     """Stored assets and those registered earlier in the same batch."""
-    ids = {UUID(str(n.originator_id)) for n in _select_all(app, (Asset.Registered.TOPIC,))}
+    ids = {UUID(str(n.originator_id)) for n in app.notifications((Asset.Registered.TOPIC,))}
     ids.update(a.id for a in uow.aggregates.values() if isinstance(a, Asset))
     return [uow.find(i) for i in sorted(ids, key=str)]
-
-
-def _select_all(app: LedgerApplication, topics: tuple[str, ...], batch: int = 1000):
-    start = 1
-    while True:
-        notifications = app.recorder.select_notifications(start, batch, topics=topics)
-        yield from notifications
-        if len(notifications) < batch:
-            return
-        start = notifications[-1].id + 1
 
 
 _HANDLERS: dict[type, Callable[..., None]] = {
