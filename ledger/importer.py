@@ -64,8 +64,13 @@ def read_journal(path: Path) -> tuple[list[NumberedRecord], list[ImportProblem]]
     problems: list[ImportProblem] = []
     first_line_of: dict[str, int] = {}
     name = str(path)
-    with open(path, encoding="utf-8") as journal:
-        for number, text in enumerate(journal, start=1):
+    with open(path, "rb") as journal:
+        for number, line in enumerate(journal, start=1):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(ImportProblem(name, number, None, "", f"not UTF-8: byte {exc.start + 1} of the line"))
+                continue
             if not text.strip():
                 continue
             try:

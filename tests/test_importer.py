@@ -86,11 +86,14 @@ def test_bad_record_is_named_by_line_and_field_and_nothing_of_it_is_stored(app, 
 def test_schema_errors_are_all_reported_before_anything_is_stored(app, tmp_path):
     journal = tmp_path / "j.jsonl"
     write(journal, [OPENING, "{not json", voucher("记-202501-001", "2025-01-05", amount="1.5", credit_amount="1.50"), OPENING])
+    with open(journal, "ab") as f:
+        f.write('{"id": "gbk", "summary": "'.encode() + "收到".encode("gbk") + b'"}\n')
     result = import_journal(app, journal)
     assert [str(p) for p in result.problems] == [
         f"{journal}:2: not valid JSON: Expecting property name enclosed in double quotes at column 2",
         f"{journal}:3 (id v-记-202501-001): lines[0].debit: amount must have exactly 2 decimal places, e.g. \"1400.00\": '1.5'",
         f"{journal}:4 (id open): id: duplicate id; first used on line 1",
+        f"{journal}:5: not UTF-8: byte 27 of the line",
     ]
     assert app.ledger().opening_date is None
 
