@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -48,7 +50,9 @@ from .location import env_for_location
 
 POSTING_TOPICS = (Ledger.OpeningBalancesRecorded.TOPIC, Voucher.Posted.TOPIC, Voucher.Reversed.TOPIC)
 CLOSING_TAG = "CLOSE"
-_CONFLICT_RETRIES = 5
+# Writers to one ledger meet on shared aggregates (the month's Period); a conflict means re-read and decide again.
+_CONFLICT_RETRIES = 30
+_CONFLICT_BACKOFF_SECONDS = 0.005
 
 
 class BatchRejected(Rejected):
@@ -266,6 +270,8 @@ class LedgerApplication(Application):
                     raise
                 if self.repository.cache:
                     self.repository.cache.clear()
+                # Jitter, so that writers that collided do not collide again in lockstep.
+                time.sleep(_CONFLICT_BACKOFF_SECONDS * random.uniform(1, 2 ** min(attempt, 6)))
                 continue
             return outcomes
         raise AssertionError("unreachable")
