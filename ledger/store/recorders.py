@@ -391,6 +391,25 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainWrite
         self.select_log_batch_statement = select_batch + SQL("ORDER BY l.seq LIMIT %s")
         self.select_log_batch_until_statement = select_batch + SQL("AND l.seq < %s ORDER BY l.seq LIMIT %s")
 
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Applications starting together would run this DDL concurrently, and CREATE OR REPLACE TRIGGER locks the
+        # log before the events table, the reverse of a writer's order: a deadlock. So one creator at a time, and
+        # none at all once the schema is set up (its last object, the constraint trigger, exists).
+        curs.execute(
+            SQL("SELECT pg_advisory_xact_lock(hashtext({key}))").format(
+                key=Literal(f"village-ledger:create:{self.datastore.schema}")
+            )
+        )
+        curs.execute(
+            SQL(
+                "SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE t.tgname = 'ledger_entry_required' AND n.nspname = {schema} AND c.relname = {table}"
+            ).format(schema=Literal(self.datastore.schema), table=Literal(self.events_table_name))
+        )
+        if curs.fetchone() is None:
+            super()._create_table(curs)
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         return super().insert_events(stored_events, **kwargs, **{_PENDING_ENTRIES: []})
 
