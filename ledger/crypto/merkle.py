@@ -70,6 +70,20 @@ class StreamingRoot:
     def size(self) -> int:
         return self._size
 
+    @property
+    def frontier(self) -> tuple[bytes, ...]:
+        """MTHs of the complete subtrees that make up the tree, largest first (one per 1-bit of size)."""
+        return tuple(self._stack)
+
+    @classmethod
+    def from_frontier(cls, size: int, frontier: Sequence[bytes]) -> StreamingRoot:
+        """Resume a tree from its frontier, e.g. one an auditor saved after verifying the first `size` leaves."""
+        if size < 0 or len(frontier) != size.bit_count() or any(len(h) != HASH_SIZE for h in frontier):
+            raise ValueError(f"a frontier of size {size} needs {max(size, 0).bit_count()} hashes of {HASH_SIZE} bytes")
+        stream = cls()
+        stream._stack, stream._size = list(frontier), size
+        return stream
+
     def append(self, leaf: bytes) -> None:
         """Add the next leaf hash (not leaf data)."""
         if len(leaf) != HASH_SIZE:

@@ -2,6 +2,23 @@
 an auditor's trust must not depend on the code that wrote the books (no eventsourcing, ledger.domain or ledger.store).
 """
 
-from .chain import Finding, VerificationResult, verify_entries, verify_source
+from .chain import (
+    Finding,
+    IntegrityError,
+    VerificationResult,
+    verify_entries,
+    verify_source,
+)
+from .policy import PolicyError, TrustPolicy, load_policy, parse_policy
 
-__all__ = ["Finding", "VerificationResult", "verify_entries", "verify_source"]
+__all__ = [
+    "Finding",
+    "IntegrityError",
+    "PolicyError",
+    "TrustPolicy",
+    "VerificationResult",
+    "load_policy",
+    "parse_policy",
+    "verify_entries",
+    "verify_source",
+]

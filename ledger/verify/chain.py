@@ -1,16 +1,31 @@
-"""Entry-by-entry verification of log format v1 (DESIGN.md): parse, origin, seq, prev, state digest, signer, signature.
+"""Full verification of a ledger: every entry of log format v1 (DESIGN.md), the RFC 9162 tree, and checkpoints.
 
+Per entry, in seq order: strict parse, origin, seq, prev, state digest, signer key, tenure, Ed25519 signature.
 Keys come from the log itself: the genesis entry's `keys` are valid from seq 0; a key registered at seq k is valid
-from k+1; a key revoked at seq r is invalid from r+1. The verifier reads these events' JSON by topic and needs no
-code of the writer.
+from k+1; a key revoked at seq r is invalid from r+1. Only entries that pass every check change the verifier's
+view of keys, officials and checkpoints, so a forged key event registers nothing.
+
+Tenure rule. A key registered with a `holder` (an official id) signs for that official only while in office:
+the entry's `time`, converted to the local date in China Standard Time (Asia/Shanghai, UTC+8 without daylight
+saving since 1991), must not be before the official's `term_start` (ledger/Ledger/OfficialAppointed) nor after the
+`handover_date` of the official's departure (ledger/Ledger/OfficialDeparted). As with keys, the verifier knows an
+appointment or departure from the entry after the one recording it; an entry appended before the departure was
+recorded is judged by the tenure known then (docs/THREATS.md says what this leaves open).
+
+The tree: leaf hashes are streamed into an RFC 9162 tree; the root at every claimed checkpoint size is compared
+with the checkpoint (checkpoints.py). Signatures are verified on all cores (signatures.py); everything else is
+sequential. With a state file the run resumes after the last checkpoint it verified (state.py).
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 from ..crypto.logformat import (
     GENESIS_PREV,
@@ -21,46 +36,70 @@ from ..crypto.logformat import (
     state_hash,
     verify_entry_signature,
 )
-from .sources import SourceEntry, open_source
+from ..crypto.merkle import (
+    EMPTY_ROOT,
+    ProofError,
+    StreamingRoot,
+    consistency_proof,
+    node_hash,
+    verify_consistency,
+)
+from ..crypto.merkle import root as merkle_root
+from ..crypto.note import Ed25519Verifier
+from .bundle import key_line, listed_keys
+from .checkpoints import CheckpointBook, Claim, Finding, claimed_size, short
+from .policy import TrustPolicy
+from .signatures import CHUNK, SignaturePool, default_jobs
+from .sources import CHECKPOINT_TOPIC, SourceEntry, open_source
+from .state import StateError, VerifierState, load_state, save_state
 
 GENESIS_TOPIC = "ledger/Ledger/Opened"
 KEY_REGISTERED_TOPIC = "ledger/Ledger/KeyRegistered"
 KEY_REVOKED_TOPIC = "ledger/Ledger/KeyRevoked"
+OFFICIAL_APPOINTED_TOPIC = "ledger/Ledger/OfficialAppointed"
+OFFICIAL_DEPARTED_TOPIC = "ledger/Ledger/OfficialDeparted"
+# Entries that change what the verifier believes: their signatures are checked at once, in order.
+CONFIG_TOPICS = frozenset(
+    {GENESIS_TOPIC, KEY_REGISTERED_TOPIC, KEY_REVOKED_TOPIC, OFFICIAL_APPOINTED_TOPIC, OFFICIAL_DEPARTED_TOPIC, CHECKPOINT_TOPIC}
+)
 SIGNER_ROLE = "signer"
+LOG_ROLE = "log"
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
+# Below this many entries, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 4 * CHUNK
 
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One integrity problem, pinpointed: the entry's seq (None for the ledger as a whole), the check, the detail."""
-
-    seq: int | None
-    check: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{'-' if self.seq is None else self.seq}\t{self.check}\t{self.detail}"
+__all__ = ["Finding", "IntegrityError", "VerificationResult", "verify_entries", "verify_source"]
 
 
 @dataclass
 class VerificationResult:
-    """What verification established. `intact` only when every entry passed every check."""
+    """What verification established. `intact` only when there are entries and no finding at all."""
 
     source: str
     origin: str | None = None
-    entries: int = 0
+    entries: int = 0  # entries checked by this run
+    size: int = 0  # entries in the log
+    resumed_from: int = 0  # first seq checked (> 0 when a state file let the run skip verified entries)
     head: bytes = GENESIS_PREV
+    root: bytes = b""
+    checkpoints: int = 0  # checkpoint notes that verified against the policy and the recomputed tree
+    verified_checkpoint: tuple[int, bytes] | None = None
     findings: list[Finding] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
-        return not self.findings and self.entries > 0
+        return not self.findings and self.size > 0
 
     def summary(self) -> str:
         if self.intact:
-            return f"intact: {self.entries} entries of {self.origin}, head {self.head.hex()[:16]}"
-        if self.entries == 0 and not self.findings:
+            resumed = f" (checked from seq {self.resumed_from})" if self.resumed_from else ""
+            return (
+                f"intact: {self.size} entries of {self.origin}, head {self.head.hex()[:16]}, "
+                f"{self.checkpoints} checkpoint(s) verified{resumed}"
+            )
+        if self.size == 0 and not self.findings:
             return f"{self.source}: no entries to verify"
-        return f"{len(self.findings)} finding(s) in {self.entries} entries of {self.origin or self.source}"
+        return f"{len(self.findings)} finding(s) in {self.size} entries of {self.origin or self.source}"
 
     def raise_for_findings(self) -> None:
         if not self.intact:
@@ -81,10 +120,11 @@ class _Key:
     role: str
     valid_from: int
     revoked_at: int | None = None
+    holder: str | None = None
 
 
 class _KeyRing:
-    """Signer keys as the log registers and revokes them, by their `name+keyid` label."""
+    """Keys as the log registers and revokes them, by their `name+keyid` label."""
 
     def __init__(self) -> None:
         self.keys: dict[str, _Key] = {}
@@ -93,12 +133,13 @@ class _KeyRing:
         try:
             public = base64.b64decode(spec["public_key"], validate=True)
             name, role = spec["name"], spec["role"]
-        except (KeyError, TypeError, ValueError):
+            holder = spec.get("holder")
+        except (KeyError, TypeError, ValueError, AttributeError):
             return "malformed key registration"
         label = f"{name}+{key_id(name, public).hex()}"
         if key_id(name, public).hex() != spec.get("key_id"):
             return f"registered key id {spec.get('key_id')} does not match {label}"
-        self.keys.setdefault(label, _Key(public, role, valid_from))
+        self.keys.setdefault(label, _Key(public, role, valid_from, None, holder))
         return None
 
     def revoke(self, spec: dict, seq: int) -> None:
@@ -106,17 +147,281 @@ class _KeyRing:
         if label in self.keys and self.keys[label].revoked_at is None:
             self.keys[label].revoked_at = seq
 
-    def check(self, label: str, seq: int) -> tuple[bytes | None, str | None]:
+    def check(self, label: str, seq: int) -> tuple[_Key | None, str | None]:
         key = self.keys.get(label)
         if key is None:
             return None, f"key {label} was never registered in this log"
         if key.valid_from > seq:
-            return key.public_key, f"key {label} is registered only from seq {key.valid_from}"
+            return key, f"key {label} is registered only from seq {key.valid_from}"
         if key.revoked_at is not None and seq > key.revoked_at:
-            return key.public_key, f"key {label} was revoked at seq {key.revoked_at}"
+            return key, f"key {label} was revoked at seq {key.revoked_at}"
         if key.role != SIGNER_ROLE:
-            return key.public_key, f"key {label} has role {key.role!r}, not {SIGNER_ROLE!r}"
-        return key.public_key, None
+            return key, f"key {label} has role {key.role!r}, not {SIGNER_ROLE!r}"
+        return key, None
+
+    def log_verifiers(self, seq: int) -> list[Ed25519Verifier]:
+        return [
+            Ed25519Verifier(label.split("+", 1)[0], key.public_key)
+            for label, key in self.keys.items()
+            if key.role == LOG_ROLE and key.valid_from <= seq and (key.revoked_at is None or seq <= key.revoked_at)
+        ]
+
+    def to_json(self) -> dict:
+        return {
+            label: {"public_key": base64.b64encode(k.public_key).decode(), "role": k.role, "valid_from": k.valid_from,
+                    "revoked_at": k.revoked_at, "holder": k.holder}
+            for label, k in self.keys.items()
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> _KeyRing:
+        ring = cls()
+        for label, k in data.items():
+            ring.keys[label] = _Key(base64.b64decode(k["public_key"]), k["role"], k["valid_from"], k["revoked_at"], k["holder"])
+        return ring
+
+
+@dataclass
+class _Tenure:
+    term_start: date | None = None
+    handover: date | None = None
+
+
+def local_date(time: str) -> date:
+    """The entry's time as a date in China Standard Time; raises ValueError unless it is RFC 3339 UTC ('...Z')."""
+    if not time.endswith("Z"):
+        raise ValueError(f"time {time!r} is not UTC ('Z')")
+    return datetime.fromisoformat(time).astimezone(CHINA_STANDARD_TIME).date()
+
+
+@dataclass
+class _Snapshot:
+    """What the verifier believed just before the entry at `size`: enough to resume there."""
+
+    size: int
+    prev: bytes
+    frontier: tuple[bytes, ...]
+    ring: dict
+    officials: dict
+
+
+class _Run:
+    """One verification pass over a source's entries."""
+
+    def __init__(
+        self,
+        *,
+        source_name: str,
+        policy: TrustPolicy | None,
+        jobs: int,
+        progress: Callable[..., None] | None,
+        total: int,
+        state: VerifierState | None,
+        wanted_sizes: Iterable[int] = (),
+    ):
+        self.result = VerificationResult(source=source_name)
+        self.book = CheckpointBook(policy)
+        self.pool = SignaturePool(jobs)
+        self.progress, self.total = progress, total
+        self._slot = itertools.count()
+        self._findings: list[tuple[int, Finding]] = []
+        self.wanted = set(wanted_sizes)
+        self.roots: dict[int, bytes] = {}
+        self.late_sizes: set[int] = set()
+        self.snapshots: dict[int, _Snapshot] = {}
+        self.last_checkpoint_size = -1
+        self.state = state
+        if state is None:
+            self.ring, self.officials = _KeyRing(), {}
+            self.prev, self.stream, self.expected_seq = GENESIS_PREV, StreamingRoot(), 0
+            self.new_hashes = None
+        else:
+            self.result.origin = state.origin
+            self.result.resumed_from = state.size
+            self.ring = _KeyRing.from_json(state.ring)
+            self.officials = {k: _Tenure(*(v and date.fromisoformat(v) for v in pair)) for k, pair in state.officials.items()}
+            self.prev, self.stream, self.expected_seq = state.prev, StreamingRoot.from_frontier(state.size, state.frontier), state.size
+            # The consistency proof from the remembered checkpoint needs the hashes of the entries after it.
+            self.new_hashes = []
+
+    def add(self, finding: Finding) -> None:
+        self._findings.append((next(self._slot), finding))
+
+    def findings(self) -> list[Finding]:
+        return [f for _, f in sorted(self._findings, key=lambda pair: pair[0])]
+
+    # -- entries -------------------------------------------------------------------------------------------------
+
+    def run(self, entries: Iterable[SourceEntry]) -> None:
+        try:
+            for entry in entries:
+                self.entry(entry)
+                self.result.entries += 1
+                if self.progress and self.result.entries % 1000 == 0:
+                    self.progress(self.result.entries, self.total)
+            for slot, seq, label in self.pool.finish():
+                self._findings.append((slot, Finding(seq, "signature", f"Ed25519 signature does not verify under {label}")))
+        finally:
+            self.pool.close()
+        if self.progress:
+            self.progress(self.result.entries, self.total)
+        self.result.size = self.stream.size
+        self.result.head = self.prev
+        self.result.root = self.stream.root()
+        self.roots[self.stream.size] = self.result.root
+        if self.stream.size in self.wanted:
+            self.snapshot(self.stream.size)
+
+    def entry(self, entry: SourceEntry) -> None:
+        size = self.stream.size
+        if size in self.wanted:
+            self.roots[size] = self.stream.root()
+            self.snapshot(size)
+        self.check(entry, size)
+        self.expected_seq = entry.seq + 1  # resynchronise so that one gap is one finding
+        self.prev = leaf_hash(entry.leaf)
+        self.stream.append(self.prev)
+        if self.new_hashes is not None:
+            self.new_hashes.append(self.prev)
+        if self.state is not None and self.stream.size == self.state.head_size and self.prev != self.state.head:
+            self.add(Finding(entry.seq, "head", "this entry differs from the one the previous verification ended at"))
+
+    def check(self, entry: SourceEntry, size: int) -> None:
+        seq = entry.seq
+        try:
+            parsed = parse_leaf(entry.leaf)
+            claimed_prev, claimed_state = parsed.prev, parsed.state_digest
+        except LogFormatError as exc:
+            self.add(Finding(seq, "parse", str(exc)))
+            return
+        fields = parsed.fields
+        topic = fields["topic"]
+        result = self.result
+        clean = True
+
+        def fail(check: str, detail: str) -> None:
+            nonlocal clean
+            clean = False
+            self.add(Finding(seq, check, detail))
+
+        if result.origin is None:
+            result.origin = fields["origin"]
+        if topic == GENESIS_TOPIC and seq != 0:
+            fail("keys", "a genesis entry after seq 0")
+        if fields["origin"] != result.origin:
+            fail("origin", f"entry belongs to {fields['origin']!r}, not {result.origin!r}")
+        if seq != self.expected_seq or fields["seq"] != seq:
+            fail("seq", f"expected seq {self.expected_seq}, row {seq} claims {fields['seq']}")
+        if claimed_prev != self.prev:
+            fail("prev", f"prev {claimed_prev.hex()[:16]} does not match the previous leaf hash {self.prev.hex()[:16]}")
+        event = None
+        if entry.state is None:
+            fail("state", f"no stored event {fields['id']} version {fields['version']}")
+        elif state_hash(entry.state) != claimed_state:
+            fail("state", "stored event bytes do not hash to the signed state digest")
+        elif topic in CONFIG_TOPICS:
+            try:
+                event = json.loads(entry.state)
+            except ValueError as exc:
+                fail("event", f"{topic} state is not JSON: {exc}")
+            if event is not None and not isinstance(event, dict):
+                fail("event", f"{topic} state is not a JSON object")
+                event = None
+            if event is not None and seq == 0 and topic == GENESIS_TOPIC:
+                # Genesis carries the first keys and is signed by one of them; it is anchored by the checkpoints
+                # that witnesses cosign, not by anything earlier in the log.
+                for spec in _list(event.get("keys")):
+                    problem = self.ring.add(spec, 0)
+                    if problem:
+                        fail("keys", problem)
+        key, problem = self.ring.check(fields["signer"], seq)
+        if problem:
+            fail("signer", problem)
+        if key is not None and key.holder is not None:
+            self.check_tenure(fields, key.holder, fail)
+        if key is not None:
+            if topic in CONFIG_TOPICS or self.pool.jobs == 1:
+                if not verify_entry_signature(key.public_key, parsed):
+                    fail("signature", f"Ed25519 signature does not verify under {fields['signer']}")
+            else:
+                self.pool.add(next(self._slot), seq, fields["signer"], key.public_key, entry.leaf)
+        if clean and event is not None:
+            self.apply(seq, size, topic, event)
+
+    def check_tenure(self, fields: dict, holder: str, fail: Callable[[str, str], None]) -> None:
+        tenure = self.officials.get(holder)
+        if tenure is None:
+            return
+        try:
+            day = local_date(fields["time"])
+        except ValueError as exc:
+            fail("tenure", f"cannot place the entry in {holder}'s tenure: {exc}")
+            return
+        if tenure.term_start is not None and day < tenure.term_start:
+            fail("tenure", f"signed on {day} (UTC+8) by {fields['signer']}, before holder {holder}'s term began on {tenure.term_start}")
+        if tenure.handover is not None and day > tenure.handover:
+            fail("tenure", f"signed on {day} (UTC+8) by {fields['signer']}, after holder {holder} handed over on {tenure.handover}")
+
+    def apply(self, seq: int, size: int, topic: str, event: dict) -> None:
+        """The effects of a verified configuration entry."""
+        if topic == KEY_REGISTERED_TOPIC:
+            problem = self.ring.add(event, seq + 1)
+            if problem:
+                self.add(Finding(seq, "keys", problem))
+        elif topic == KEY_REVOKED_TOPIC:
+            self.ring.revoke(event, seq)
+        elif topic in (OFFICIAL_APPOINTED_TOPIC, OFFICIAL_DEPARTED_TOPIC):
+            self.apply_tenure(seq, topic, event)
+        elif topic == CHECKPOINT_TOPIC:
+            self.recorded_checkpoint(seq, size, event)
+
+    def apply_tenure(self, seq: int, topic: str, event: dict) -> None:
+        try:
+            official = event["official_id"]
+            if topic == OFFICIAL_APPOINTED_TOPIC:
+                self.officials[official] = _Tenure(date.fromisoformat(event["term_start"]))
+            else:
+                self.officials.setdefault(official, _Tenure()).handover = date.fromisoformat(event["handover_date"])
+        except (KeyError, TypeError, ValueError) as exc:
+            self.add(Finding(seq, "event", f"{topic} state lacks a valid official_id or date: {exc!r}"))
+
+    def recorded_checkpoint(self, seq: int, size: int, event: dict) -> None:
+        label = f"checkpoint recorded at seq {seq}"
+        note = event.get("note")
+        if not isinstance(note, str):
+            self.add(Finding(seq, "checkpoint", f"{label} has no note"))
+            return
+        claim, findings = self.book.check_note(
+            note, label=label, seq=seq, origin=self.result.origin, log_keys=self.ring.log_verifiers(seq)
+        )
+        for finding in findings:
+            self.add(finding)
+        if claim is None:
+            return
+        if event.get("size") != claim.size or event.get("root_hash") != base64.b64encode(claim.root).decode():
+            self.add(Finding(seq, "checkpoint", f"{label}: its size and root_hash fields differ from its note's"))
+        if claim.size > seq:
+            self.add(Finding(seq, "checkpoint", f"{label} claims {claim.size} entries; it can cover only the {seq} before it"))
+        if claim.size < self.last_checkpoint_size:
+            self.add(Finding(seq, "checkpoint", f"{label} has size {claim.size}, smaller than the earlier {self.last_checkpoint_size}: rollback"))
+        self.last_checkpoint_size = max(self.last_checkpoint_size, claim.size)
+        if claim.size == size:
+            self.roots[size] = self.stream.root()
+            self.snapshot(size)
+        elif claim.size > size:
+            self.wanted.add(claim.size)
+        elif claim.size not in self.roots:
+            self.late_sizes.add(claim.size)
+
+    def snapshot(self, size: int) -> None:
+        self.snapshots[size] = _Snapshot(
+            size, self.prev, self.stream.frontier, self.ring.to_json(),
+            {k: [v.term_start and v.term_start.isoformat(), v.handover and v.handover.isoformat()] for k, v in self.officials.items()},
+        )
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
 
 
 def verify_entries(
@@ -124,89 +429,179 @@ def verify_entries(
     *,
     source: str = "",
     expected_origin: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> VerificationResult:
-    """Check every entry in order; keep going after a finding so that every problem is reported once."""
-    result = VerificationResult(source=source, origin=expected_origin)
-    ring = _KeyRing()
-    expected_seq = 0
-    prev = GENESIS_PREV
-    for entry in entries:
-        result.entries += 1
-        findings = _check_entry(entry, expected_seq, prev, result, ring)
-        result.findings.extend(findings)
-        expected_seq = entry.seq + 1  # resynchronise so that one gap is one finding
-        prev = leaf_hash(entry.leaf)
-        if progress and result.entries % 1000 == 0:
-            progress(result.entries)
-    result.head = prev
-    if progress:
-        progress(result.entries)
-    return result
+    """Check entries in order, in this process, without checkpoints: the chain alone."""
+    run = _Run(source_name=source, policy=None, jobs=1, progress=progress, total=0, state=None)
+    run.result.origin = expected_origin
+    run.run(entries)
+    run.result.findings = run.findings() + run.book.final_findings(run.result.size, run.roots)
+    return run.result
 
 
-def _check_entry(entry: SourceEntry, expected_seq: int, prev: bytes, result: VerificationResult, ring: _KeyRing) -> list[Finding]:
-    seq = entry.seq
-    try:
-        parsed = parse_leaf(entry.leaf)
-        claimed_prev, claimed_state = parsed.prev, parsed.state_digest
-    except LogFormatError as exc:
-        return [Finding(seq, "parse", str(exc))]
-    fields = parsed.fields
-    findings = []
-    if result.origin is None:
-        result.origin = fields["origin"]
-    if fields["topic"] == GENESIS_TOPIC and seq != 0:
-        findings.append(Finding(seq, "keys", "a genesis entry after seq 0"))
-    if fields["origin"] != result.origin:
-        findings.append(Finding(seq, "origin", f"entry belongs to {fields['origin']!r}, not {result.origin!r}"))
-    if seq != expected_seq or fields["seq"] != seq:
-        findings.append(Finding(seq, "seq", f"expected seq {expected_seq}, row {seq} claims {fields['seq']}"))
-    if claimed_prev != prev:
-        findings.append(Finding(seq, "prev", f"prev {claimed_prev.hex()[:16]} does not match the previous leaf hash {prev.hex()[:16]}"))
-    if entry.state is None:
-        findings.append(Finding(seq, "state", f"no stored event {fields['id']} version {fields['version']}"))
-    elif state_hash(entry.state) != claimed_state:
-        findings.append(Finding(seq, "state", "stored event bytes do not hash to the signed state digest"))
-    elif seq == 0 and fields["topic"] == GENESIS_TOPIC:
-        # Genesis carries the first keys and is signed by one of them; it is anchored by the checkpoints that
-        # witnesses cosign, not by anything earlier in the log.
-        findings.extend(_register_keys(seq, fields["topic"], entry.state, ring))
-    public_key, problem = ring.check(fields["signer"], seq)
-    if problem:
-        findings.append(Finding(seq, "signer", problem))
-    if public_key is not None and not verify_entry_signature(public_key, parsed):
-        findings.append(Finding(seq, "signature", f"Ed25519 signature does not verify under {fields['signer']}"))
-    if not findings and entry.state is not None and fields["topic"] != GENESIS_TOPIC:
-        findings.extend(_register_keys(seq, fields["topic"], entry.state, ring))
-    return findings
+def verify_source(
+    location: str,
+    *,
+    policy: TrustPolicy | None = None,
+    checkpoints: Sequence[str | Path] = (),
+    state_path: str | Path | None = None,
+    jobs: int | None = None,
+    progress: Callable[..., None] | None = None,
+) -> VerificationResult:
+    """Verify a ledger (SQLite path or PostgreSQL URL) or a bundle directory.
 
-
-def _register_keys(seq: int, topic: str, state: bytes, ring: _KeyRing) -> list[Finding]:
-    """Keys only ever come from entries that verified: a forged registration registers nothing."""
-    if topic not in (GENESIS_TOPIC, KEY_REGISTERED_TOPIC, KEY_REVOKED_TOPIC):
-        return []
-    try:
-        event = json.loads(state)
-    except ValueError:
-        return [Finding(seq, "keys", "key event state is not JSON")]
-    problems = []
-    if topic == GENESIS_TOPIC:
-        problems = [ring.add(spec, 0) for spec in event.get("keys", [])]
-    elif topic == KEY_REGISTERED_TOPIC:
-        problems = [ring.add(event, seq + 1)]
-    else:
-        ring.revoke(event, seq)
-    return [Finding(seq, "keys", p) for p in problems if p]
-
-
-def verify_source(location: str, *, progress: Callable[[int], None] | None = None) -> VerificationResult:
-    """Verify a ledger (SQLite path or PostgreSQL URL) or a bundle directory."""
+    policy: the auditor's trust policy; without one, checkpoints are checked against the log key registered in
+    the log and no cosignature is required. checkpoints: paths of published checkpoint notes to check too.
+    state_path: incremental mode (see state.py); the file is written only when the result is intact.
+    jobs: processes for signature verification (default: every core). Raises OSError/ValueError for unreadable
+    input (the CLI's exit 2); integrity problems are findings in the result.
+    """
+    files = []
+    for path in checkpoints:
+        try:
+            files.append((str(path), Path(path).read_text("utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read the checkpoint note: {exc}") from None
+    state = load_state(state_path) if state_path is not None else None
     source = open_source(location)
     try:
-        result = verify_entries(source.entries(), source=source.description, progress=progress)
+        notes = files + source.published_checkpoints()
+        start = state.size if state else 0
+        total = max(source.size() - start, 0)
+        workers = jobs if jobs is not None else default_jobs()
+        if total < PARALLEL_THRESHOLD:
+            workers = 1
+        wanted = {s for s in (claimed_size(text) for _, text in notes) if s is not None and s >= start}
+        wanted |= {s for s in map(_stored_size, source.stored_checkpoint_states()) if s is not None and s >= start}
+        run = _Run(
+            source_name=source.description, policy=policy, jobs=workers, progress=progress, total=total,
+            state=state, wanted_sizes=wanted,
+        )
+        run.run(source.entries(start))
+        result = run.result
+        if state is not None and result.origin != state.origin:
+            raise StateError(f"{state_path}: remembers {state.origin!r}, but {location} holds {result.origin!r}")
+        for label, text in notes:
+            _, findings = run.book.check_note(
+                text, label=label, seq=None, origin=result.origin, log_keys=run.ring.log_verifiers(result.size)
+            )
+            for finding in findings:
+                run.add(finding)
+        missing = {c.size for c in run.book.claims if c.size <= result.size and c.size not in run.roots}
+        if missing:
+            run.roots.update(_roots_at(source, missing))
+        for finding in run.book.final_findings(result.size, run.roots):
+            run.add(finding)
+        if state is not None:
+            _check_resumed(run, state)
+        listing = source.keys_listing()
+        if listing is not None:
+            _check_keys_listing(run, listing)
         for originator_id, version in source.unlogged_events():
-            result.findings.append(Finding(None, "event", f"stored event {originator_id} version {version} has no log entry"))
+            run.add(Finding(None, "event", f"stored event {originator_id} version {version} has no log entry"))
+        result.findings = run.findings()
+        good = [c for c in run.book.good() if c.size in run.snapshots or (state and c.size == state.size)]
+        result.checkpoints = sum(1 for _ in run.book.good())
+        newest = max(good, key=lambda c: c.size, default=None)
+        if newest is not None:
+            result.verified_checkpoint = (newest.size, newest.root)
+        if state_path is not None and result.intact:
+            _save(run, state, newest, Path(state_path))
         return result
     finally:
         source.close()
+
+
+def _check_keys_listing(run: _Run, listing: str) -> None:
+    """A bundle's keys.txt must list exactly the keys the log registers, with their validity."""
+    expected = {
+        key_line(label.split("+", 1)[0], k.public_key, k.role, k.valid_from, k.revoked_at, k.holder)
+        for label, k in run.ring.keys.items()
+    }
+    listed = set(listed_keys(listing))
+    for line in sorted(listed - expected):
+        run.add(Finding(None, "bundle", f"keys.txt lists a key the log does not register so: {line}"))
+    for line in sorted(expected - listed):
+        run.add(Finding(None, "bundle", f"keys.txt omits a key the log registers: {line}"))
+
+
+def _stored_size(state: bytes) -> int | None:
+    try:
+        size = json.loads(state).get("size")
+    except (ValueError, AttributeError):
+        return None
+    return size if type(size) is int else None
+
+
+def _roots_at(source, sizes: set[int]) -> dict[int, bytes]:
+    """A second, hash-only pass for sizes whose root was not kept during the first (a checkpoint recorded late)."""
+    roots, stream, last = {}, StreamingRoot(), max(sizes)
+    if 0 in sizes:
+        roots[0] = stream.root()
+    for entry in source.entries(0):
+        stream.append(leaf_hash(entry.leaf))
+        if stream.size in sizes:
+            roots[stream.size] = stream.root()
+        if stream.size >= last:
+            break
+    return roots
+
+
+def _check_resumed(run: _Run, state: VerifierState) -> None:
+    """Incremental mode: the remembered checkpoint must be consistent with the newest one, and nothing lost."""
+    result = run.result
+    if result.size < state.head_size:
+        run.add(Finding(result.size, "truncated", f"the log has {result.size} entries; the previous verification saw {state.head_size}"))
+    newest = max((c for c in run.book.claims if state.size <= c.size <= result.size), key=lambda c: c.size, default=None)
+    if newest is None:
+        return
+    try:
+        proof = consistency_proof(state.size, newest.size, _resumed_subtree_hash(state, run.new_hashes))
+        verify_consistency(state.size, newest.size, state.root, newest.root, proof)
+    except ProofError as exc:
+        run.add(Finding(
+            None, "consistency",
+            f"the remembered checkpoint (size {state.size}, root {short(state.root)}…) is not consistent with "
+            f"{newest.label}: {exc}; refusing to update the state",
+        ))
+
+
+def _resumed_subtree_hash(state: VerifierState, new_hashes: list[bytes]):
+    """MTH of [start, end) from the remembered frontier (entries before state.size) and the new leaf hashes."""
+    blocks, offset = {}, 0
+    for width_bit in reversed(range(state.size.bit_length())):
+        width = 1 << width_bit
+        if state.size & width:
+            blocks[(offset, offset + width)] = state.frontier[len(blocks)]
+            offset += width
+
+    def mth(start: int, end: int) -> bytes:
+        if start >= state.size:
+            return merkle_root(new_hashes[start - state.size:end - state.size])
+        if (start, end) in blocks:
+            return blocks[(start, end)]
+        if end - start == 1:
+            raise ProofError(f"entry {start} precedes the remembered checkpoint and is not part of its frontier")
+        k = 1 << ((end - start - 1).bit_length() - 1)
+        return node_hash(mth(start, start + k), mth(start + k, end))
+
+    return mth
+
+
+def _save(run: _Run, state: VerifierState | None, newest: Claim | None, path: Path) -> None:
+    result = run.result
+    if newest is None or newest.size not in run.snapshots:
+        if state is None:
+            # Nothing verified to resume from: remember only the head, so that a shrinking log is noticed.
+            save_state(path, VerifierState(result.origin, 0, EMPTY_ROOT, GENESIS_PREV, (), {}, {}, result.size, result.head))
+        else:
+            save_state(path, VerifierState(
+                state.origin, state.size, state.root, state.prev, state.frontier, state.ring, state.officials,
+                result.size, result.head,
+            ))
+        return
+    snap = run.snapshots[newest.size]
+    save_state(path, VerifierState(
+        result.origin, newest.size, newest.root, snap.prev, snap.frontier, snap.ring, snap.officials, result.size, result.head,
+    ))
+

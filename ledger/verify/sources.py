@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 LOG_TABLE = "ledger_log"
+CHECKPOINT_TOPIC = "ledger/Ledger/CheckpointRecorded"
 EVENTS_TABLE = "stored_events"
 _BATCH = 5000
 
@@ -36,11 +37,27 @@ class Source:
     def size(self) -> int:
         raise NotImplementedError
 
-    def entries(self) -> Iterator[SourceEntry]:
+    def entries(self, start: int = 0) -> Iterator[SourceEntry]:
+        """Entries with seq >= start, in seq order."""
         raise NotImplementedError
 
     def unlogged_events(self) -> list[tuple[str, int]]:
         """Stored events that no log entry points at (originator id, version)."""
+        return []
+
+    def published_checkpoints(self) -> list[tuple[str, str]]:
+        """Checkpoint notes shipped beside the entries (a bundle's checkpoints/*.note): (file name, text)."""
+        return []
+
+    def keys_listing(self) -> str | None:
+        """A bundle's keys.txt, to be compared with the keys the log registers; None for a database or when absent."""
+        return None
+
+    def stored_checkpoint_states(self) -> list[bytes]:
+        """States of stored checkpoint events, read ahead only to learn which tree sizes to keep roots for.
+
+        Nothing is trusted from them: every checkpoint is checked when its log entry is reached.
+        """
         return []
 
     def close(self) -> None:
@@ -48,7 +65,7 @@ class Source:
 
 
 _JOIN = (
-    f"SELECT l.seq, l.leaf, e.state FROM {{log}} AS l LEFT JOIN {{events}} AS e "
+    "SELECT l.seq, l.leaf, e.state FROM {log} AS l LEFT JOIN {events} AS e "
     "ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
     "WHERE l.seq >= {mark} ORDER BY l.seq LIMIT {mark}"
 )
@@ -75,9 +92,8 @@ class SQLiteSource(Source):
     def size(self) -> int:
         return self._conn.execute(f"SELECT count(*) FROM {LOG_TABLE}").fetchone()[0]
 
-    def entries(self) -> Iterator[SourceEntry]:
+    def entries(self, start: int = 0) -> Iterator[SourceEntry]:
         query = _JOIN.format(log=LOG_TABLE, events=EVENTS_TABLE, mark="?")
-        start = 0
         while True:
             rows = self._conn.execute(query, (start, _BATCH)).fetchall()
             for seq, leaf, state in rows:
@@ -88,6 +104,10 @@ class SQLiteSource(Source):
 
     def unlogged_events(self) -> list[tuple[str, int]]:
         return [tuple(r) for r in self._conn.execute(_UNLOGGED.format(log=LOG_TABLE, events=EVENTS_TABLE))]
+
+    def stored_checkpoint_states(self) -> list[bytes]:
+        query = f"SELECT state FROM {EVENTS_TABLE} WHERE topic = ?"
+        return [bytes(state) for (state,) in self._conn.execute(query, (CHECKPOINT_TOPIC,))]
 
     def close(self) -> None:
         self._conn.close()
@@ -112,9 +132,8 @@ class PostgresSource(Source):
     def size(self) -> int:
         return self._conn.execute(f"SELECT count(*) FROM {self._log}").fetchone()[0]
 
-    def entries(self) -> Iterator[SourceEntry]:
+    def entries(self, start: int = 0) -> Iterator[SourceEntry]:
         query = _JOIN.format(log=self._log, events=self._events, mark="%s")
-        start = 0
         while True:
             rows = self._conn.execute(query, (start, _BATCH)).fetchall()
             for seq, leaf, state in rows:
@@ -126,15 +145,21 @@ class PostgresSource(Source):
     def unlogged_events(self) -> list[tuple[str, int]]:
         return [(str(a), b) for a, b in self._conn.execute(_UNLOGGED.format(log=self._log, events=self._events))]
 
+    def stored_checkpoint_states(self) -> list[bytes]:
+        query = f"SELECT state FROM {self._events} WHERE topic = %s"
+        return [bytes(state) for (state,) in self._conn.execute(query, (CHECKPOINT_TOPIC,))]
+
     def close(self) -> None:
         self._conn.close()
 
 
 class BundleSource(Source):
-    """An exported auditor bundle: entries.jsonl, one {"seq", "leaf", "state"} object per line (base64 bytes)."""
+    """An exported auditor bundle: entries.jsonl, one {"seq", "leaf", "state"} object per line (base64 bytes),
+    and checkpoints/*.note, the checkpoint notes as published."""
 
     def __init__(self, directory: str):
-        self.path = Path(directory) / "entries.jsonl"
+        self.directory = Path(directory)
+        self.path = self.directory / "entries.jsonl"
         if not self.path.is_file():
             raise FileNotFoundError(f"{directory} is not a bundle (no entries.jsonl)")
         self.description = str(directory)
@@ -143,13 +168,15 @@ class BundleSource(Source):
         with open(self.path, "rb") as lines:
             return sum(1 for line in lines if line.strip())
 
-    def entries(self) -> Iterator[SourceEntry]:
+    def entries(self, start: int = 0) -> Iterator[SourceEntry]:
         with open(self.path, encoding="ascii") as lines:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
                 try:
                     row = json.loads(line)
+                    if int(row["seq"]) < start:
+                        continue
                     yield SourceEntry(
                         int(row["seq"]),
                         base64.b64decode(row["leaf"], validate=True),
@@ -157,6 +184,24 @@ class BundleSource(Source):
                     )
                 except (ValueError, KeyError, TypeError) as exc:
                     raise ValueError(f"{self.path}:{number}: not a bundle entry: {exc}") from None
+
+    def keys_listing(self) -> str | None:
+        path = self.directory / "keys.txt"
+        try:
+            return path.read_text("utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read: {exc}") from None
+
+    def published_checkpoints(self) -> list[tuple[str, str]]:
+        notes = []
+        for path in sorted((self.directory / "checkpoints").glob("*.note")):
+            try:
+                notes.append((str(path), path.read_text("utf-8")))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{path}: cannot read the checkpoint note: {exc}") from None
+        return notes
 
 
 def open_source(location: str) -> Source:
