@@ -1,0 +1,139 @@
+"""Read models: tracked, batched, idempotent, crash-safe, and a rebuild equals any incremental history."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import qinghe_expected as qe
+from conftest import FIXTURES, make_signer
+from ledger.domain.journal import journal_record_adapter
+from ledger.projections.readmodel import LedgerProjection, ReadModel, ReadModelError, rebuild_read_model, update_read_model
+from ledger.store.application import LedgerApplication
+from test_qinghe_import import load_qinghe
+
+RECORDS = [journal_record_adapter.validate_json(line) for line in (FIXTURES / "qinghe_2025.jsonl").read_text("utf-8").splitlines()]
+
+
+@pytest.fixture
+def qinghe(ledger_location, signer):
+    app = load_qinghe(ledger_location, signer, "2023")
+    yield app
+    app.close()
+
+
+def fresh_dump(app: LedgerApplication, location: str) -> dict:
+    model = ReadModel(location)
+    rebuild_read_model(app, model)
+    try:
+        return model.dump()
+    finally:
+        model.close()
+
+
+def test_incremental_rerun_and_rebuild_agree(qinghe, tmp_path):
+    model = ReadModel(qinghe.location)
+    first = update_read_model(qinghe, model, batch=40)
+    assert (first.start, first.batches) == (0, 4)
+    assert first.events == 145
+    rerun = update_read_model(qinghe, model)
+    assert (rerun.start, rerun.end, rerun.events) == (first.end, first.end, 0)
+    incremental = model.dump()
+    assert len(incremental["rm_voucher"]) == 73  # 72 vouchers and the opening balances
+    assert len(incremental["rm_voucher_line"]) == 163
+    assert incremental == fresh_dump(qinghe, str(tmp_path / "separate.sqlite"))
+    rebuild_read_model(qinghe, model, batch=7)
+    assert model.dump() == incremental
+    model.close()
+
+
+def test_read_model_of_another_ledger_is_refused(qinghe, tmp_path):
+    location = str(tmp_path / "rm.sqlite")
+    model = ReadModel(location)
+    update_read_model(qinghe, model)
+    other = LedgerApplication(str(tmp_path / "other.sqlite"), signer=make_signer())
+    other.create_ledger(origin="ledger.other.example/village/330100000001/v1", name="别村", chart="2023")
+    with pytest.raises(ReadModelError, match="holds the books of qinghe.example/ledger, not ledger.other.example"):
+        update_read_model(other, model)
+    model.close()
+
+
+def test_failure_inside_a_batch_leaves_the_previous_batch_and_rerun_completes(qinghe, tmp_path, monkeypatch):
+    model = ReadModel(str(tmp_path / "rm.sqlite"))
+    original = LedgerProjection._voucher
+    calls = {"n": 0}
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 45:
+            raise RuntimeError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LedgerProjection, "_voucher", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        update_read_model(qinghe, model, batch=30)
+    position = model.max_tracking_id(LedgerProjection.name)
+    half = model.dump()
+    # Only whole batches were kept: every voucher row belongs to a notification at or below the position.
+    assert 0 < position < 341
+    assert all(row[2] <= position for row in half["rm_voucher"])
+    monkeypatch.setattr(LedgerProjection, "_voucher", original)
+    update_read_model(qinghe, model, batch=30)
+    assert model.dump() == fresh_dump(qinghe, str(tmp_path / "fresh.sqlite"))
+    model.close()
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from ledger.projections.readmodel import LedgerProjection, ReadModel, update_read_model
+from ledger.store.application import LedgerApplication
+original = LedgerProjection._voucher
+calls = [0]
+def dying(self, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 50:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, *args, **kwargs)
+LedgerProjection._voucher = dying
+app = LedgerApplication({ledger!r})
+update_read_model(app, ReadModel({model!r}), batch=20)
+"""
+
+
+def test_killed_mid_run_then_rerun_gives_identical_read_model(qinghe, tmp_path):
+    model_location = str(tmp_path / "killed.sqlite")
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), ledger=qinghe.location, model=model_location)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    model = ReadModel(model_location)
+    assert 0 < model.max_tracking_id(LedgerProjection.name) < 341
+    update_read_model(qinghe, model)
+    assert model.dump() == fresh_dump(qinghe, str(tmp_path / "fresh.sqlite"))
+    model.close()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.integers(1, 60)), min_size=1, max_size=6))
+def test_any_interleaving_of_appends_and_runs_equals_a_full_rebuild(tmp_path_factory, plan):
+    directory = tmp_path_factory.mktemp("interleave")
+    app = LedgerApplication(str(directory / "ledger.sqlite"), signer=make_signer())
+    app.create_ledger(origin=qe.ORIGIN, name="清河村", chart="2023")
+    model = ReadModel(app.location)
+    appended = 0
+    for count, run, batch in plan:
+        for record in RECORDS[appended:appended + count]:
+            app.execute(record)
+        appended = min(appended + count, len(RECORDS))
+        if run:
+            update_read_model(app, model, batch=batch)
+    update_read_model(app, model, batch=13)
+    assert model.dump() == fresh_dump(app, str(directory / "rebuilt.sqlite"))
+    model.close()
+    app.close()
