@@ -12,7 +12,10 @@ from pathlib import Path
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
 # Commands that live with their own layer: each module has `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "ledger.tlog_cli", "ledger.disclosure", "ledger.verify.commands", "ledger.export", "ledger.receipts",
+    "ledger.projections.audit_view",
+)
 
 
 class UsageError(Exception):
@@ -61,22 +64,25 @@ def cmd_keys_new(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from .domain.policy import EXAMPLE_POLICY, Policy
+    from .domain.policy import EXAMPLE_POLICY, PolicyFileError, load_policy_file
 
-    policy = EXAMPLE_POLICY
+    policies = [EXAMPLE_POLICY]
     if args.policy:
         try:
-            policy = Policy.model_validate_json(Path(args.policy).read_text("utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read policy {args.policy}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise UsageError(f"{args.policy}: {exc}") from None
+            policies = load_policy_file(Path(args.policy))
+        except PolicyFileError as exc:
+            raise UsageError(str(exc)) from None
+    if args.strict:
+        policies = [p.model_copy(update={"strict": True}) for p in policies]
     key = load_key(args.key)
     log_public = load_key(args.log_key, role="log").public_key if args.log_key else None
     app = open_ledger(args.ledger, key.signer)
     app.create_ledger(
-        origin=args.origin, name=args.name, chart=args.chart, policy=policy, log_public_key=log_public, holder=args.holder
+        origin=args.origin, name=args.name, chart=args.chart, policy=policies[0], log_public_key=log_public,
+        holder=args.holder,
     )
+    for later in policies[1:]:
+        app.adopt_policy(later)
     print(f"已创建账簿 / created ledger {args.origin} ({args.name}, 制度{args.chart}) in {args.ledger}")
     return EXIT_OK
 
@@ -120,19 +126,6 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-def cmd_verify(args) -> int:
-    from .verify.chain import verify_source
-
-    try:
-        result = verify_source(args.source)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {args.source}: {exc}") from None
-    for finding in result.findings:
-        print(finding)
-    print(result.summary(), file=sys.stderr)
-    return EXIT_OK if result.intact else EXIT_FINDING
-
-
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -163,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--origin", required=True)
     init.add_argument("--name", required=True)
     init.add_argument("--chart", required=True, choices=["2004", "2023"])
-    init.add_argument("--policy", help="policy JSON (thresholds of the jurisdiction)")
+    init.add_argument("--policy", help="policy JSON: one policy or {\"policies\": [...]} of one jurisdiction (docs/audit.md)")
+    init.add_argument("--strict", action="store_true", help="refuse payments whose approvals or prior decision steps are missing")
     init.add_argument("--key", required=True, help="signer key file")
     init.add_argument("--log-key", help="log (checkpoint) key file, registered at genesis")
     init.add_argument("--holder", help="official id holding the signer key")
@@ -191,10 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the journal JSON Schema")
     schema.add_argument("--out")
     schema.set_defaults(func=cmd_schema)
-
-    verify = sub.add_parser("verify", help="check every log entry of a ledger")
-    verify.add_argument("source")
-    verify.set_defaults(func=cmd_verify)
 
     demo = sub.add_parser("demo", help="build, verify and report a sample village over several years")
     demo.add_argument("--dir", default="demo-output")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
+from ledger.crypto.keys import load_key_file
 from ledger.cli import EXIT_FINDING, EXIT_OK, EXIT_USAGE, main, verify_main
 from ledger.domain.journal import journal_json_schema
 
@@ -25,6 +26,15 @@ def keys(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def policy(tmp_path, keys):
+    """The auditor's trust: this ledger's log key; no witnesses yet, so no cosignature quorum."""
+    _, log = keys
+    path = tmp_path / "policy.txt"
+    path.write_text(f"log {load_key_file(log, 'test passphrase').vkey()}\nquorum none\n", "utf-8")
+    return path
+
+
+@pytest.fixture
 def ledger_file(tmp_path, keys, capsys):
     clerk, log = keys
     path = tmp_path / "qinghe.sqlite"
@@ -35,27 +45,27 @@ def ledger_file(tmp_path, keys, capsys):
     return path
 
 
-def test_import_report_and_verify(ledger_file, keys, capsys):
+def test_import_report_and_verify(ledger_file, keys, policy, capsys):
     clerk, _ = keys
     assert main(["import", str(ledger_file), str(FIXTURES / "qinghe_2025.jsonl"), "--key", str(clerk)]) == EXIT_OK
     assert capsys.readouterr().out == "导入 116 条, 跳过(已导入) 0 条 / imported 116, skipped 0 already imported\n"
     assert main(["report", str(ledger_file), "trial-balance", "--at", "2025-12-31"]) == EXIT_OK
     report = json.loads(capsys.readouterr().out)
     assert (report["ledger"], report["total_debit"], report["total_credit"]) == (ORIGIN, "847770.00", "847770.00")
-    assert main(["verify", str(ledger_file)]) == EXIT_OK
+    assert main(["verify", str(ledger_file), "--policy", str(policy)]) == EXIT_OK
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(f"intact: 344 entries of {ORIGIN}, head ")
 
 
-def test_verify_exits_1_with_one_line_per_finding(ledger_file, keys, capsys):
+def test_verify_exits_1_with_one_line_per_finding(ledger_file, keys, policy, capsys):
     clerk, _ = keys
     main(["import", str(ledger_file), str(FIXTURES / "qinghe_2025.jsonl"), "--key", str(clerk)])
     with sqlite3.connect(ledger_file) as conn:
         conn.execute("DROP TRIGGER ledger_log_refuse_delete")
         conn.execute("DELETE FROM ledger_log WHERE seq = 100")
     capsys.readouterr()
-    assert verify_main([str(ledger_file)]) == EXIT_FINDING
+    assert verify_main([str(ledger_file), "--policy", str(policy)]) == EXIT_FINDING
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[:2] for line in lines] == [["101", "seq"], ["101", "prev"], ["-", "event"]]
 
@@ -71,9 +81,9 @@ def test_refused_journal_line_exits_1_and_names_the_line(ledger_file, keys, tmp_
     )
 
 
-def test_usage_errors_exit_2(tmp_path, keys, capsys):
+def test_usage_errors_exit_2(tmp_path, keys, policy, capsys):
     clerk, log = keys
-    assert main(["verify", str(tmp_path / "missing.sqlite")]) == EXIT_USAGE
+    assert main(["verify", str(tmp_path / "missing.sqlite"), "--policy", str(policy)]) == EXIT_USAGE
     assert main(["import", str(tmp_path / "x.sqlite"), str(tmp_path / "none.jsonl"), "--key", str(clerk)]) == EXIT_USAGE
     assert main(["init", str(tmp_path / "y.sqlite"), "--origin", ORIGIN, "--name", "x", "--chart", "2023",
                  "--key", str(log)]) == EXIT_USAGE
@@ -101,7 +111,13 @@ def test_published_schema_is_the_generated_one():
 def test_demo_builds_verifies_and_reports(tmp_path, capsys):
     assert main(["demo", "--dir", str(tmp_path / "demo"), "--years", "2"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "校验通过 / verified: intact:" in out
+    demo = tmp_path / "demo"
+    assert f"校验通过 / verified against {demo / 'policy.txt'}: intact:" in out
+    assert "24 checkpoint(s) verified" in out  # one per month, each cosigned by both witnesses
+    assert (demo / "disclosure" / "disclosure-2022-12.html").is_file()
+    assert (demo / "audit" / "audit-O-001.html").is_file()
+    # an auditor holding only the policy checks the exported bundle with the command line
+    assert main(["verify", str(demo / "bundle"), "--policy", str(demo / "policy.txt")]) == EXIT_OK
     reports = sorted(p.name for p in (tmp_path / "demo" / "reports").iterdir())
     assert reports == sorted(
         f"{kind}-2022-12-31.{fmt}" for kind in ("trial-balance", "balance-sheet", "income-statement", "assets", "contracts")

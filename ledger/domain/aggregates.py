@@ -11,11 +11,11 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .journal import Amount, Approval, Instalment
 from .model import Aggregate, Event, register_aggregate
-from .policy import Policy
+from .policy import Policy, upgrade_policy_v1
 
 Role = Literal["signer", "log", "witness"]
 
@@ -82,15 +82,26 @@ class Ledger(Aggregate):
     opening_lines: list[PostingLine] = []
     distribution_plans: dict[int, dict[str, Any]] = {}
 
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _upgrade_snapshot_policies(cls, value: Any) -> Any:
+        # Snapshots taken before policy ladders hold v1 policies; events are upcast by their class version instead.
+        return [upgrade_policy_v1(p) if isinstance(p, dict) and "major_matter_threshold" in p else p for p in value]
+
     class Opened(Event):
         """Genesis: identity, chart, policy and the first keys, valid from this very entry (seq 0)."""
 
         TOPIC: ClassVar[str] = "ledger/Ledger/Opened"
+        CLASS_VERSION: ClassVar[int] = 2  # v2: the policy's matter thresholds became spending ladders
         origin: str
         name: str
         chart: Literal["2004", "2023"]
         policy: Policy
         keys: list[KeySpec] = Field(min_length=1)
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict) -> dict:
+            return {**state, "policy": upgrade_policy_v1(state["policy"])}
 
         def apply(self, ledger: "Ledger") -> None:
             ledger.origin, ledger.name, ledger.chart = self.origin, self.name, self.chart
@@ -137,7 +148,12 @@ class Ledger(Aggregate):
 
     class PolicyAdopted(Event):
         TOPIC: ClassVar[str] = "ledger/Ledger/PolicyAdopted"
+        CLASS_VERSION: ClassVar[int] = 2  # as Opened
         policy: Policy
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict) -> dict:
+            return {**state, "policy": upgrade_policy_v1(state["policy"])}
 
         def apply(self, ledger: "Ledger") -> None:
             ledger.policies = sorted([*ledger.policies, self.policy], key=lambda p: p.effective)
@@ -190,6 +206,19 @@ class Ledger(Aggregate):
             ledger.distribution_plans[self.year] = self.model_dump(
                 mode="json", include={"adopted", "decision", "reserve_rate", "per_share", "shares"}
             )
+
+    class CheckpointRecorded(Event):
+        """A signed checkpoint of this log (TLOG.md §3), with the witness cosignatures gathered for it.
+
+        Kept in the log itself so that publication is ordered and signed like everything else; it describes the
+        tree of the first `size` entries, all of which precede it. `period` is the month whose close it seals.
+        """
+
+        TOPIC: ClassVar[str] = "ledger/Ledger/CheckpointRecorded"
+        size: int = Field(ge=0)
+        root_hash: str = Field(description="base64 of the 32-byte RFC 9162 root")
+        note: str = Field(description="the signed note exactly as published, cosignature lines included")
+        period: str | None = Field(None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
     def active_key(self, name: str, key_id: str, role: Role) -> RegisteredKey | None:
         for key in self.keys:
@@ -480,6 +509,7 @@ class Decision(Aggregate):
     """A matter under democratic decision (四议两公开 or a lesser band) and its recorded steps."""
 
     decision_id: str = ""
+    matter: str = ""
     steps: list[StepRecord] = []
 
     class Opened(Event):
@@ -490,7 +520,7 @@ class Decision(Aggregate):
         amount: Amount | None = None
 
         def apply(self, decision: "Decision") -> None:
-            decision.decision_id, decision.steps = self.decision_id, []
+            decision.decision_id, decision.matter, decision.steps = self.decision_id, self.matter, []
 
     class StepRecorded(Event):
         TOPIC: ClassVar[str] = "ledger/Decision/StepRecorded"
@@ -525,6 +555,24 @@ class TownshipApproval(Aggregate):
 
         def apply(self, approval: "TownshipApproval") -> None:
             approval.approval_id = self.approval_id
+
+
+@register_aggregate("ledger/Disclosure")
+class Disclosure(Aggregate):
+    """A published monthly disclosure (财务公开): its hash is in the log, so the board can never be edited."""
+
+    period: str = ""
+    sha256: str = ""
+
+    class Published(Event):
+        TOPIC: ClassVar[str] = "ledger/Disclosure/Published"
+        period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+        published: dt.date = Field(description="local date the board was posted")
+        sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the disclosure's canonical JSON")
+        checkpoint_size: int | None = Field(None, ge=0, description="tree size of the cosigned checkpoint it carries")
+
+        def apply(self, disclosure: "Disclosure") -> None:
+            disclosure.period, disclosure.sha256 = self.period, self.sha256
 
 
 @register_aggregate("ledger/JournalRecord")

@@ -43,7 +43,7 @@ from ..domain.aggregates import (
 from ..domain.charts import Chart, load_chart
 from ..domain.model import Aggregate, AggregateSnapshot, Event, class_for_topic
 from ..domain.money import ZERO, round_money
-from ..domain.policy import EXAMPLE_POLICY, Policy
+from ..domain.policy import EXAMPLE_POLICY, Policy, describe_missing, missing_signers, missing_steps, spending
 from ..domain.validation import Problem, Rejected, check_lines, refuse_if
 from ..projections.balances import Posting
 from .location import env_for_location
@@ -220,6 +220,19 @@ class LedgerApplication(Application):
             raise
         return ledger
 
+    def adopt_policy(self, policy: Policy) -> None:
+        """A further dated policy of the ledger's jurisdiction; `Ledger.policy_at` picks it from its effective date."""
+        ledger = self.ledger()
+        current = ledger.policies[0].jurisdiction
+        problems = []
+        if policy.jurisdiction != current:
+            problems.append(Problem("jurisdiction", f"policy is for {policy.jurisdiction!r}, this ledger follows {current!r}"))
+        if any(p.effective == policy.effective for p in ledger.policies):
+            problems.append(Problem("effective", f"a policy effective {policy.effective} is already adopted"))
+        refuse_if(problems)
+        ledger.trigger(Ledger.PolicyAdopted, policy=policy)
+        self.save(ledger)
+
     def register_key(self, name: str, role: str, public_key: bytes, holder: str | None = None) -> None:
         ledger = self.ledger()
         self._register_key(ledger, name, role, public_key, holder)
@@ -232,6 +245,21 @@ class LedgerApplication(Application):
             raise Rejected([Problem("key", f"no active key {name}+{kid}")])
         ledger.trigger(Ledger.KeyRevoked, name=name, key_id=kid, reason=reason)
         self.save(ledger)
+
+    def record_checkpoint(self, *, size: int, root_hash: bytes, note: str, period: str | None) -> None:
+        """Append a signed, cosigned checkpoint note to the log (ledger.checkpoints builds and checks it)."""
+        for attempt in range(_CONFLICT_RETRIES):
+            ledger = self.ledger()
+            ledger.trigger(Ledger.CheckpointRecorded, size=size, root_hash=b64(root_hash), note=note, period=period)
+            try:
+                self.save(ledger)
+                return
+            except IntegrityError:
+                # Another writer moved the Ledger aggregate; the cached copy now holds our unsaved event too.
+                if self.repository.cache:
+                    self.repository.cache.clear()
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise
 
     @staticmethod
     def _register_key(ledger: Ledger, name: str, role: str, public_key: bytes, holder: str | None) -> None:
@@ -408,6 +436,9 @@ def handle_voucher(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j
     voucher_id = app.id_of("voucher", r.voucher_no)
     _require_absent(uow, voucher_id, "voucher_no", f"voucher {r.voucher_no}")
     _check_references(app, uow, r)
+    policy = ledger.policy_at(r.date)
+    if policy.strict:
+        refuse_if(_governance_problems(app, uow, chart, policy, r))
     period = _require_open_period(app, uow, ledger, r.date, "date")
     closing = CLOSING_TAG in r.tags or any(chart.top_level(line.account).code == "321" for line in r.lines)
     _post_voucher(
@@ -416,6 +447,29 @@ def handle_voucher(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j
         lines=[posting_line(line) for line in r.lines], attachments=r.attachments, approvals=r.approvals,
         tags=r.tags, decision=r.decision, contract=r.contract, counterparty=r.counterparty, closing=closing,
     )
+
+
+def _governance_problems(app: LedgerApplication, uow: UnitOfWork, chart: Chart, policy: Policy, r: j.Voucher) -> list[Problem]:
+    """Strict mode: a payment must carry its band's approvals and follow the decision steps due before it."""
+    amount, accounts = spending(chart, ((x.account, x.debit or ZERO, x.credit or ZERO) for x in r.lines))
+    if amount <= ZERO:
+        return []
+    decision: Decision | None = uow.find(app.id_of("decision", r.decision)) if r.decision else None
+    ladder = policy.ladder_for(decision.matter if decision else None, accounts)
+    tier = ladder.tier_for(amount)
+    band = f"{amount:.2f} is a {tier.name} matter ({tier.name_zh}, {tier.band_text()}) under the policy of {policy.effective}"
+    problems = []
+    signers = missing_signers(tier, (a.role for a in r.approvals))
+    if signers:
+        problems.append(Problem("approvals", f"payment {band}: missing approval by {', '.join(signers)}"))
+    steps = [(s.step, s.date) for s in decision.steps] if decision else []
+    commitment = next((d for s, d in steps if s == "contract_signed"), r.date)
+    missing = missing_steps(tier, steps, commitment, after_by=None)
+    if missing:
+        items = "; ".join(f"{zh} / {en}" for zh, en in map(describe_missing, missing))
+        lacks = f"decision {r.decision} lacks" if decision else "no decision is referenced; it needs"
+        problems.append(Problem("decision", f"payment {band}: {lacks} {items}"))
+    return problems
 
 
 def handle_reversal(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.Reversal) -> None:
