@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test schema clean
+.PHONY: demo test schema bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# `make bench QUICK=1` for the short run (under 3 minutes); results in benchmarks/RESULTS.md
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
+	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
 
 schema: $(STAMP)
 	$(BIN)/village-ledger schema --out ledger/schema/journal.schema.json

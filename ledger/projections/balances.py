@@ -27,7 +27,7 @@ import datetime as dt
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -597,7 +597,7 @@ def trial_balance(
 ) -> TrialBalance:
     """Trial balance at `at`; include_closing=False gives the view before that day's closing entries."""
     nets: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for p in _checked(chart, postings):
+    for p in _each_checked(chart, postings):
         if p.date > at or (not include_closing and p.kind == CLOSING and p.date == at):
             continue
         nets[chart.top_level(p.code).code] += p.net
@@ -697,12 +697,16 @@ def detail_balances(chart: Chart, postings: Iterable[Posting], code: str, at: dt
 
 def _checked(chart: Chart, postings: Iterable[Posting]) -> list[Posting]:
     """The postings as a list, refusing any that belong to another chart or name an unknown account."""
-    postings = list(postings)
+    return list(_each_checked(chart, postings))
+
+
+def _each_checked(chart: Chart, postings: Iterable[Posting]) -> Iterator[Posting]:
+    """As _checked, one at a time: a single-pass report keeps memory flat however long the history."""
     for p in postings:
         if p.chart != chart.version:
             raise ValueError(f"posting {p.voucher_no} is in chart {p.chart}, report is for chart {chart.version}")
         chart[p.code]  # raises UnknownAccount
-    return postings
+        yield p
 
 
 def _at_opening(p: Posting, day: dt.date) -> bool:
