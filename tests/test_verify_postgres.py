@@ -7,11 +7,12 @@ import pytest
 
 from conftest import POSTGRES_URL, _drop_schema, _postgres_schema_url
 from ledger.verify.conformance import VerifierConformance
+from ledger.verify.tamper_suite import TamperSuite
 
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES_URL, reason="LEDGER_TEST_POSTGRES_URL is not set")
-class TestVerifierOnPostgres(VerifierConformance):
+class TestVerifierOnPostgres(VerifierConformance, TamperSuite):
     placeholder = "%s"
 
     @pytest.fixture(autouse=True)

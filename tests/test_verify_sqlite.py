@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from ledger.verify.conformance import VerifierConformance
+from ledger.verify.tamper_suite import TamperSuite
 
 
-class TestVerifierOnSQLite(VerifierConformance):
+class TestVerifierOnSQLite(VerifierConformance, TamperSuite):
     @pytest.fixture(autouse=True)
     def _location(self, tmp_path):
         self._path = tmp_path / "ledger.sqlite"

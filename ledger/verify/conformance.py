@@ -317,7 +317,7 @@ class VerifierConformance:
         # An insider holding the signer key re-signs entry 3 with another time: signature and chain links stay valid
         # at seq 3, the next prev breaks, and the tree no longer has the witnessed roots.
         entry = encode_entry(
-            origin=ORIGIN, seq=3, prev=parse_leaf(leaf).prev, time=fields["time"].replace("T", "T", 1)[:-2] + "9Z",
+            origin=ORIGIN, seq=3, prev=parse_leaf(leaf).prev, time=fields["time"][:-2] + ("8" if fields["time"][-2] == "9" else "9") + "Z",
             signer=SIGNER.label, originator_id=fields["id"], version=fields["version"], topic=fields["topic"],
             state_digest=parse_leaf(leaf).state_digest,
         )
