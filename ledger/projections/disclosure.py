@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, type_coerce
 
 from ..domain.charts import Chart, load_chart
 from ..domain.money import ZERO, format_amount
@@ -27,6 +27,7 @@ from .readmodel import (
     BANK,
     CASH,
     REVERSAL,
+    Money,
     ReadModel,
     asset_depreciation_table,
     asset_lease_table,
@@ -172,8 +173,14 @@ def _income_expense(conn: Any, chart: Chart, policy: Policy, period: str, start:
         .where(voucher_table.c.kind != "opening")
         .order_by(voucher_table.c.date, voucher_table.c.voucher_no)
     ).all()
-    decisions = _decisions(conn, end)
-    approvals = {row.subject for row in conn.execute(select(township_approval_table.c.subject))}
+    decisions = _decisions(conn, end, {v.decision for v in vouchers if v.decision})
+    transfers = [v.voucher_no for v in vouchers if v.is_transfer]
+    approvals = {
+        row.subject
+        for row in conn.execute(
+            select(township_approval_table.c.subject).where(township_approval_table.c.subject.in_(transfers))
+        )
+    }
     lines, excluded = [], []
     total_income = total_expense = ZERO
     for v in vouchers:
@@ -234,16 +241,17 @@ def _transfer(v: Any, rows: list, policy: Policy, approvals: set[str]) -> dict[s
     }
 
 
-def _decisions(conn: Any, end: date) -> dict[str, dict[str, Any]]:
-    """Decisions with their steps recorded up to `end`."""
+def _decisions(conn: Any, end: date, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The decisions of those ids that exist, with their steps recorded up to `end`."""
     found = {
         row.decision_id: {"title": row.title, "matter": row.matter, "amount": row.amount, "steps": []}
-        for row in conn.execute(select(decision_table))
+        for row in conn.execute(select(decision_table).where(decision_table.c.decision_id.in_(ids)))
     }
     for step in conn.execute(
-        select(decision_step_table).where(decision_step_table.c.date <= end).order_by(
-            decision_step_table.c.decision_id, decision_step_table.c.version
-        )
+        select(decision_step_table)
+        .where(decision_step_table.c.decision_id.in_(ids))
+        .where(decision_step_table.c.date <= end)
+        .order_by(decision_step_table.c.decision_id, decision_step_table.c.version)
     ):
         found[step.decision_id]["steps"].append(step)
     return found
@@ -313,11 +321,13 @@ def _funds(conn: Any, first: str, last: str) -> dict[str, Any]:
     """上期结存 | 本期收入 | 本期支出 | 划入 | 划出 | 本期结存 per fund and in total, over the months first..last."""
     opening = {CASH: ZERO, BANK: ZERO}
     moved = {f: {"income": ZERO, "expense": ZERO, "transfer_in": ZERO, "transfer_out": ZERO} for f in opening}
-    for row in conn.execute(select(fund_month_table).where(fund_month_table.c.period <= last)):
-        net = row.receipts - row.payments + row.transfers_in - row.transfers_out
-        if row.period < first:
-            opening[row.fund] += row.opening + net
-            continue
+    t = fund_month_table
+    # The months before are summed by the database: a few rows per fund reach Python however long the history.
+    net = t.c.opening + t.c.receipts - t.c.payments + t.c.transfers_in - t.c.transfers_out
+    carried = select(t.c.fund, type_coerce(func.sum(net), Money))
+    for fund, amount in conn.execute(carried.where(t.c.period < first).group_by(t.c.fund)):
+        opening[fund] += amount
+    for row in conn.execute(select(t).where(t.c.period >= first).where(t.c.period <= last)):
         opening[row.fund] += row.opening
         m = moved[row.fund]
         m["income"] += row.receipts
@@ -358,8 +368,17 @@ def _categories(conn: Any, chart: Chart, first: str, last: str) -> dict[str, lis
 
 def _works(conn: Any, policy: Policy, first: date, end: date) -> list[dict[str, Any]]:
     """Collective works above the major-matter threshold with a step or a payment from `first` to `end`."""
+    # Only decisions with a step or a payment from `first` to `end` can be active; the indexes find them without
+    # reading the decisions of earlier years. `first` and `end` bound whole months, so the period index serves.
+    stepped = select(decision_step_table.c.decision_id).where(decision_step_table.c.date >= first).where(
+        decision_step_table.c.date <= end
+    )
+    paid_from = select(voucher_table.c.decision).where(voucher_table.c.decision.is_not(None)).where(
+        voucher_table.c.period >= f"{first.year:04d}-{first.month:02d}"
+    ).where(voucher_table.c.period <= f"{end.year:04d}-{end.month:02d}")
+    candidates = set(conn.execute(stepped).scalars()) | set(conn.execute(paid_from).scalars())
     works = []
-    for decision_id, d in sorted(_decisions(conn, end).items()):
+    for decision_id, d in sorted(_decisions(conn, end, candidates).items()):
         if not _is_special_work(d, policy):
             continue
         payments = conn.execute(

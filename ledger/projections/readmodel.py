@@ -13,6 +13,7 @@ The tables live next to the ledger (same SQLite file, same PostgreSQL schema) or
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -44,6 +46,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..domain.aggregates import (
@@ -71,6 +74,9 @@ CLAIM_ACCOUNTS = {
 }
 OPENING_VOUCHER = "OPENING"
 REVERSAL = "reversal"
+FUND_COLUMNS = ("opening", "receipts", "payments", "transfers_in", "transfers_out")
+# The backends the read model supports; both spell "add to the row already there" as ON CONFLICT DO UPDATE.
+_DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class Money(TypeDecorator):
@@ -110,7 +116,7 @@ voucher_table = Table(
     Column("summary", Text, nullable=False),
     Column("reverses", String(100)),
     Column("reversed_by", String(100)),
-    Column("decision", String(100)),
+    Column("decision", String(100), index=True),
     Column("contract", String(100)),
     Column("counterparty", Text),
     Column("tags", Text, nullable=False),  # JSON list
@@ -185,7 +191,7 @@ contract_table = Table(
     Column("subject_no", String(100), nullable=False),
     Column("counterparty", Text, nullable=False),
     Column("counterparty_is_member", Boolean, nullable=False),
-    Column("signed", Date, nullable=False),
+    Column("signed", Date, nullable=False, index=True),
     Column("start", Date, nullable=False),
     Column("end", Date, nullable=False),
     Column("annual_fee", Money, nullable=False),
@@ -263,7 +269,7 @@ decision_step_table = Table(
     Column("decision_id", String(100), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("step", String(30), nullable=False),
-    Column("date", Date, nullable=False),
+    Column("date", Date, nullable=False, index=True),
     Column("body", Text, nullable=False),
     Column("due", Integer),
     Column("present", Integer),
@@ -370,6 +376,10 @@ class ReadModel(TrackingRecorder):
             if self.schema:
                 conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             metadata.create_all(conn)
+            # create_all adds indexes only with their table: read models built before an index existed get it here.
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -454,8 +464,22 @@ class RunResult:
     events: int
 
 
+class _Batch:
+    """One batch's writes, held in memory until the batch ends and then written in a few set-based statements."""
+
+    def __init__(self) -> None:
+        self.rows: dict[Table, list[dict[str, Any]]] = defaultdict(list)
+        # SET values of rows written by earlier batches, with the aggregate id they are keyed by.
+        self.updates: dict[Table, list[dict[str, Any]]] = defaultdict(list)
+        # This batch's rows by aggregate id, for later events of the same batch that update or look them up.
+        self.by_aggregate: dict[tuple[Table, str], list[dict[str, Any]]] = defaultdict(list)
+        self.vouchers: dict[str, dict[str, Any]] = {}
+        self.funds: dict[tuple[str, str], dict[str, Decimal]] = {}
+        self.categories: dict[tuple[str, str, str], Decimal] = defaultdict(lambda: ZERO)
+
+
 class LedgerProjection(Projection[ReadModel]):
-    """Writes each event's rows into the view's current transaction."""
+    """Gathers each batch's rows in memory; write_pending puts them into the view's current transaction."""
 
     name = "ledger_read_model"
     topics = TOPICS
@@ -463,10 +487,55 @@ class LedgerProjection(Projection[ReadModel]):
     def __init__(self, view: ReadModel, chart: str):
         super().__init__(view)
         self.chart = load_chart(chart)  # opening balances carry no chart of their own
+        self._batch = _Batch()
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         raise ReadModelError(f"no read-model handler for {type(domain_event).__qualname__} at notification {tracking.notification_id}")
+
+    # -- the batch: rows kept until write_pending -----------------------------------------------------------------
+
+    def _insert(self, table: Table, row: dict[str, Any], aggregate_id: str | None = None) -> None:
+        self._batch.rows[table].append(row)
+        if aggregate_id is not None:
+            self._batch.by_aggregate[table, aggregate_id].append(row)
+
+    def _update(self, table: Table, aggregate_id: str, **values: Any) -> None:
+        """UPDATE … WHERE aggregate_id: this batch's rows at once, earlier batches' rows when the batch is written."""
+        for row in self._batch.by_aggregate.get((table, aggregate_id), ()):
+            row.update(values)
+        self._batch.updates[table].append({"target_aggregate_id": aggregate_id, **values})
+
+    def _key_of(self, column: Column, aggregate_id: str) -> Any:
+        """`column` of the row of an aggregate (unique per aggregate in its table), or None."""
+        pending = self._batch.by_aggregate.get((column.table, aggregate_id))
+        if pending:
+            return pending[0][column.name]
+        return self.view.connection.execute(
+            select(column).where(column.table.c.aggregate_id == aggregate_id)
+        ).scalar_one_or_none()
+
+    def write_pending(self) -> None:
+        """Write the batch into the view's transaction (the one that also moves the tracking position).
+
+        Updates go first so that, as when each event was written at once, they reach only rows of earlier
+        batches; this batch's rows already carry them. Fund and category sums are added to the stored ones.
+        """
+        conn = self.view.connection
+        batch, self._batch = self._batch, _Batch()
+        for table, values in batch.updates.items():
+            conn.execute(update(table).where(table.c.aggregate_id == bindparam("target_aggregate_id")), values)
+        for table in READ_MODEL_TABLES:
+            if batch.rows.get(table):
+                conn.execute(insert(table), batch.rows[table])
+        if batch.funds:
+            _add_to(conn, fund_month_table, [{"period": p, "fund": f, **sums} for (p, f), sums in batch.funds.items()])
+        if batch.categories:
+            _add_to(
+                conn,
+                fund_category_table,
+                [{"period": p, "direction": d, "code": c, "amount": a} for (p, d, c), a in batch.categories.items()],
+            )
 
     # -- vouchers and fund movements ----------------------------------------------------------------------------
 
@@ -488,26 +557,24 @@ class LedgerProjection(Projection[ReadModel]):
 
     @process_event.register
     def _reversed(self, e: Voucher.Reversed, tracking: Tracking) -> None:
-        original = self.view.connection.execute(
+        original = self._batch.vouchers.get(e.reverses) or self.view.connection.execute(
             select(voucher_table.c.decision, voucher_table.c.contract, voucher_table.c.counterparty).where(
                 voucher_table.c.voucher_no == e.reverses
             )
-        ).first()
+        ).mappings().first()
         if original is None:
             raise ReadModelError(f"notification {tracking.notification_id}: {e.voucher_no} reverses unknown voucher {e.reverses}")
         # The red lines undo the original's references too (a reversed contract receipt is no longer received).
         self._voucher(
             tracking, aggregate_id=str(e.originator_id), voucher_no=e.voucher_no, day=e.date, chart=load_chart(e.chart),
-            kind=REVERSAL, summary=e.summary, lines=e.lines, reverses=e.reverses, decision=original.decision,
-            contract=original.contract, counterparty=original.counterparty, tags=e.tags,
+            kind=REVERSAL, summary=e.summary, lines=e.lines, reverses=e.reverses, decision=original["decision"],
+            contract=original["contract"], counterparty=original["counterparty"], tags=e.tags,
             approvals=[a.model_dump(mode="json") for a in e.approvals], attachments=e.attachments,
         )
 
     @process_event.register
     def _marked_reversed(self, e: Voucher.MarkedReversed, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            update(voucher_table).where(voucher_table.c.aggregate_id == str(e.originator_id)).values(reversed_by=e.reversed_by)
-        )
+        self._update(voucher_table, str(e.originator_id), reversed_by=e.reversed_by)
 
     def _voucher(
         self,
@@ -528,34 +595,34 @@ class LedgerProjection(Projection[ReadModel]):
         approvals: Sequence[dict] = (),
         attachments: Sequence[str] = (),
     ) -> None:
-        conn = self.view.connection
         period = month_of(day)
-        funds = [FUND_OF_ACCOUNT.get(chart.top_level(line.code).code) for line in lines]
+        tops = [chart.top_level(line.code).code for line in lines]
+        funds = [FUND_OF_ACCOUNT.get(top) for top in tops]
         is_transfer = kind != OPENING and all(funds)
         receipts = sum((line.debit for line, fund in zip(lines, funds) if fund), ZERO)
         payments = sum((line.credit for line, fund in zip(lines, funds) if fund), ZERO)
         cash_payments = sum((line.credit for line, fund in zip(lines, funds) if fund == CASH), ZERO)
-        conn.execute(
-            insert(voucher_table).values(
-                voucher_no=voucher_no, aggregate_id=aggregate_id, notification_id=tracking.notification_id, date=day,
-                period=period, chart=chart.version, kind=kind, summary=summary, reverses=reverses, decision=decision,
-                contract=contract, counterparty=counterparty, tags=json.dumps(list(tags), ensure_ascii=False),
-                approvals=json.dumps(list(approvals), ensure_ascii=False),
-                attachments=json.dumps(list(attachments), ensure_ascii=False), is_transfer=is_transfer,
-                fund_receipts=ZERO if is_transfer or kind == OPENING else receipts,
-                fund_payments=ZERO if is_transfer or kind == OPENING else payments,
-                cash_payments=ZERO if is_transfer or kind == OPENING else cash_payments,
-            )
-        )
+        row = {
+            "voucher_no": voucher_no, "aggregate_id": aggregate_id, "notification_id": tracking.notification_id, "date": day,
+            "period": period, "chart": chart.version, "kind": kind, "summary": summary, "reverses": reverses, "reversed_by": None,
+            "decision": decision, "contract": contract, "counterparty": counterparty,
+            "tags": json.dumps(list(tags), ensure_ascii=False), "approvals": json.dumps(list(approvals), ensure_ascii=False),
+            "attachments": json.dumps(list(attachments), ensure_ascii=False), "is_transfer": is_transfer,
+            "fund_receipts": ZERO if is_transfer or kind == OPENING else receipts,
+            "fund_payments": ZERO if is_transfer or kind == OPENING else payments,
+            "cash_payments": ZERO if is_transfer or kind == OPENING else cash_payments,
+        }
+        self._insert(voucher_table, row, aggregate_id)
+        self._batch.vouchers[voucher_no] = row
         posting_kind = VOUCHER if kind == REVERSAL else kind
         claim_codes = CLAIM_ACCOUNTS[chart.version]
-        for line_no, (line, fund) in enumerate(zip(lines, funds), start=1):
-            top = chart.top_level(line.code).code
-            conn.execute(
-                insert(voucher_line_table).values(
-                    voucher_no=voucher_no, line_no=line_no, date=day, chart=chart.version, kind=posting_kind,
-                    code=line.code, top_code=top, detail=line.detail, debit=line.debit, credit=line.credit, fund=fund,
-                )
+        for line_no, (line, top, fund) in enumerate(zip(lines, tops, funds), start=1):
+            self._insert(
+                voucher_line_table,
+                {
+                    "voucher_no": voucher_no, "line_no": line_no, "date": day, "chart": chart.version, "kind": posting_kind,
+                    "code": line.code, "top_code": top, "detail": line.detail, "debit": line.debit, "credit": line.credit, "fund": fund,
+                },
             )
             if fund:
                 if kind == OPENING:
@@ -565,188 +632,170 @@ class LedgerProjection(Projection[ReadModel]):
                 else:
                     self._add_fund(period, fund, receipts=line.debit, payments=line.credit)
             if top in claim_codes:
-                conn.execute(
-                    insert(claim_movement_table).values(
-                        voucher_no=voucher_no, line_no=line_no, date=day, code=top, detail=line.detail,
-                        amount=line.debit - line.credit,
-                    )
+                self._insert(
+                    claim_movement_table,
+                    {
+                        "voucher_no": voucher_no, "line_no": line_no, "date": day, "code": top, "detail": line.detail,
+                        "amount": line.debit - line.credit,
+                    },
                 )
         if kind != OPENING and not is_transfer and (receipts or payments):
-            self._categories(period, chart, lines, funds, receipts, payments)
+            self._categories(period, tops, funds, lines, receipts, payments)
         if contract and receipts and not is_transfer:
-            conn.execute(
-                insert(contract_receipt_table).values(voucher_no=voucher_no, contract_no=contract, date=day, amount=receipts)
-            )
+            self._insert(contract_receipt_table, {"voucher_no": voucher_no, "contract_no": contract, "date": day, "amount": receipts})
 
     def _categories(
-        self, period: str, chart: Chart, lines: Sequence[PostingLine], funds: list[str | None], receipts: Decimal,
+        self, period: str, tops: list[str], funds: list[str | None], lines: Sequence[PostingLine], receipts: Decimal,
         payments: Decimal,
     ) -> None:
         """Income and expense by the counter-account of the fund movement (for the charts)."""
-        for line, fund in zip(lines, funds):
+        categories = self._batch.categories
+        for top, fund, line in zip(tops, funds, lines):
             if fund:
                 continue
-            top = chart.top_level(line.code).code
             if payments and not receipts:
-                self._add_category(period, "expense", top, line.debit - line.credit)
+                categories[period, "expense", top] += line.debit - line.credit
             elif receipts and not payments:
-                self._add_category(period, "income", top, line.credit - line.debit)
+                categories[period, "income", top] += line.credit - line.debit
             elif line.credit - line.debit > 0:
-                self._add_category(period, "income", top, line.credit - line.debit)
+                categories[period, "income", top] += line.credit - line.debit
             else:
-                self._add_category(period, "expense", top, line.debit - line.credit)
+                categories[period, "expense", top] += line.debit - line.credit
 
     def _add_fund(self, period: str, fund: str, **amounts: Decimal) -> None:
-        conn = self.view.connection
-        key = (fund_month_table.c.period == period) & (fund_month_table.c.fund == fund)
-        row = conn.execute(select(fund_month_table).where(key)).first()
-        columns = ("opening", "receipts", "payments", "transfers_in", "transfers_out")
-        if row is None:
-            conn.execute(
-                insert(fund_month_table).values(period=period, fund=fund, **{c: amounts.get(c, ZERO) for c in columns})
-            )
-        else:
-            conn.execute(
-                update(fund_month_table).where(key).values(**{c: getattr(row, c) + amounts.get(c, ZERO) for c in columns})
-            )
-
-    def _add_category(self, period: str, direction: str, code: str, amount: Decimal) -> None:
-        conn = self.view.connection
-        table = fund_category_table
-        key = (table.c.period == period) & (table.c.direction == direction) & (table.c.code == code)
-        current = conn.execute(select(table.c.amount).where(key)).scalar_one_or_none()
-        if current is None:
-            conn.execute(insert(table).values(period=period, direction=direction, code=code, amount=amount))
-        else:
-            conn.execute(update(table).where(key).values(amount=current + amount))
+        sums = self._batch.funds.setdefault((period, fund), dict.fromkeys(FUND_COLUMNS, ZERO))
+        for column, amount in amounts.items():
+            sums[column] += amount
 
     # -- periods ------------------------------------------------------------------------------------------------
 
     @process_event.register
     def _period_opened(self, e: Period.Opened, tracking: Tracking) -> None:
-        self.view.connection.execute(insert(period_table).values(period=e.period, aggregate_id=str(e.originator_id)))
+        aggregate_id = str(e.originator_id)
+        self._insert(
+            period_table,
+            {
+                "period": e.period, "aggregate_id": aggregate_id, "closed_on": None, "cash_counted": None, "bank_statement": None,
+                "reconciliation_note": None,
+            },
+            aggregate_id,
+        )
 
     @process_event.register
     def _period_closed(self, e: Period.Closed, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            update(period_table)
-            .where(period_table.c.aggregate_id == str(e.originator_id))
-            .values(
-                closed_on=e.date, cash_counted=e.cash_counted, bank_statement=e.bank_statement,
-                reconciliation_note=e.reconciliation_note,
-            )
+        self._update(
+            period_table, str(e.originator_id), closed_on=e.date, cash_counted=e.cash_counted,
+            bank_statement=e.bank_statement, reconciliation_note=e.reconciliation_note,
         )
 
     # -- contracts, assets, resources -----------------------------------------------------------------------------
 
     @process_event.register
     def _contract(self, e: Contract.Signed, tracking: Tracking) -> None:
-        conn = self.view.connection
-        conn.execute(
-            insert(contract_table).values(
-                contract_no=e.contract_no, subject_kind=e.subject_kind, subject_no=e.subject_no,
-                counterparty=e.counterparty, counterparty_is_member=e.counterparty_is_member, signed=e.signed,
-                start=e.start, end=e.end, annual_fee=e.annual_fee, decision=e.decision,
-                township_approval=e.township_approval,
-            )
+        self._insert(
+            contract_table,
+            {
+                "contract_no": e.contract_no, "subject_kind": e.subject_kind, "subject_no": e.subject_no,
+                "counterparty": e.counterparty, "counterparty_is_member": e.counterparty_is_member, "signed": e.signed,
+                "start": e.start, "end": e.end, "annual_fee": e.annual_fee, "decision": e.decision,
+                "township_approval": e.township_approval,
+            },
         )
         for seq, instalment in enumerate(e.schedule, start=1):
-            conn.execute(
-                insert(instalment_table).values(contract_no=e.contract_no, seq=seq, due=instalment.due, amount=instalment.amount)
-            )
+            self._insert(instalment_table, {"contract_no": e.contract_no, "seq": seq, "due": instalment.due, "amount": instalment.amount})
 
     @process_event.register
     def _asset(self, e: Asset.Registered, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            insert(asset_table).values(
-                asset_no=e.asset_no, aggregate_id=str(e.originator_id), name=e.name, category=e.category, use=e.use,
-                cost=e.cost, residual=e.residual, in_service=e.in_service, life_months=e.life_months,
-                accumulated_at_registration=e.accumulated_depreciation,
-            )
+        aggregate_id = str(e.originator_id)
+        self._insert(
+            asset_table,
+            {
+                "asset_no": e.asset_no, "aggregate_id": aggregate_id, "name": e.name, "category": e.category, "use": e.use,
+                "cost": e.cost, "residual": e.residual, "in_service": e.in_service, "life_months": e.life_months,
+                "accumulated_at_registration": e.accumulated_depreciation, "disposed": None, "disposal_method": None,
+            },
+            aggregate_id,
         )
 
     def _asset_no(self, e: Any, tracking: Tracking) -> str:
-        asset_no = self.view.connection.execute(
-            select(asset_table.c.asset_no).where(asset_table.c.aggregate_id == str(e.originator_id))
-        ).scalar_one_or_none()
+        asset_no = self._key_of(asset_table.c.asset_no, str(e.originator_id))
         if asset_no is None:
             raise ReadModelError(f"notification {tracking.notification_id}: event of an asset never registered")
         return asset_no
 
     @process_event.register
     def _depreciated(self, e: Asset.Depreciated, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            insert(asset_depreciation_table).values(
-                asset_no=self._asset_no(e, tracking), month=e.month, amount=e.amount, voucher_no=e.voucher_no
-            )
+        self._insert(
+            asset_depreciation_table,
+            {"asset_no": self._asset_no(e, tracking), "month": e.month, "amount": e.amount, "voucher_no": e.voucher_no},
         )
 
     @process_event.register
     def _leased(self, e: Asset.Leased, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            insert(asset_lease_table).values(asset_no=self._asset_no(e, tracking), contract_no=e.contract_no)
-        )
+        self._insert(asset_lease_table, {"asset_no": self._asset_no(e, tracking), "contract_no": e.contract_no})
 
     @process_event.register
     def _disposed(self, e: Asset.Disposed, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            update(asset_table)
-            .where(asset_table.c.aggregate_id == str(e.originator_id))
-            .values(disposed=e.date, disposal_method=e.method)
-        )
+        self._update(asset_table, str(e.originator_id), disposed=e.date, disposal_method=e.method)
 
     @process_event.register
     def _resource(self, e: Resource.Registered, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            insert(resource_table).values(
-                resource_no=e.resource_no, kind=e.kind, name=e.name, area_mu=str(e.area_mu), location=e.location,
-                reference_fee_per_mu_year=e.reference_fee_per_mu_year,
-            )
+        self._insert(
+            resource_table,
+            {
+                "resource_no": e.resource_no, "kind": e.kind, "name": e.name, "area_mu": str(e.area_mu), "location": e.location,
+                "reference_fee_per_mu_year": e.reference_fee_per_mu_year,
+            },
         )
 
     # -- democratic decisions and approvals -----------------------------------------------------------------------
 
     @process_event.register
     def _decision(self, e: Decision.Opened, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            insert(decision_table).values(
-                decision_id=e.decision_id, aggregate_id=str(e.originator_id), title=e.title, matter=e.matter,
-                amount=e.amount,
-            )
+        aggregate_id = str(e.originator_id)
+        self._insert(
+            decision_table,
+            {"decision_id": e.decision_id, "aggregate_id": aggregate_id, "title": e.title, "matter": e.matter, "amount": e.amount},
+            aggregate_id,
         )
 
     @process_event.register
     def _step(self, e: Decision.StepRecorded, tracking: Tracking) -> None:
-        conn = self.view.connection
-        decision_id = conn.execute(
-            select(decision_table.c.decision_id).where(decision_table.c.aggregate_id == str(e.originator_id))
-        ).scalar_one_or_none()
+        decision_id = self._key_of(decision_table.c.decision_id, str(e.originator_id))
         if decision_id is None:
             raise ReadModelError(f"notification {tracking.notification_id}: step of a decision never opened")
-        conn.execute(
-            insert(decision_step_table).values(
-                decision_id=decision_id, version=e.originator_version, step=e.step, date=e.date, body=e.body,
-                due=e.due, present=e.present, votes_for=e.votes_for, votes_against=e.votes_against,
-                abstentions=e.abstentions, note=e.note,
-            )
+        self._insert(
+            decision_step_table,
+            {
+                "decision_id": decision_id, "version": e.originator_version, "step": e.step, "date": e.date, "body": e.body,
+                "due": e.due, "present": e.present, "votes_for": e.votes_for, "votes_against": e.votes_against,
+                "abstentions": e.abstentions, "note": e.note,
+            },
         )
 
     @process_event.register
     def _approval(self, e: TownshipApproval.Recorded, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            insert(township_approval_table).values(
-                approval_id=e.approval_id, subject=e.subject, matter=e.matter, date=e.date, approver=e.approver
-            )
+        self._insert(
+            township_approval_table,
+            {"approval_id": e.approval_id, "subject": e.subject, "matter": e.matter, "date": e.date, "approver": e.approver},
         )
 
     @process_event.register
     def _disclosure(self, e: Disclosure.Published, tracking: Tracking) -> None:
-        self.view.connection.execute(
-            insert(disclosure_table).values(
-                period=e.period, published=e.published, sha256=e.sha256, checkpoint_size=e.checkpoint_size,
-                notification_id=tracking.notification_id,
-            )
+        self._insert(
+            disclosure_table,
+            {
+                "period": e.period, "published": e.published, "sha256": e.sha256, "checkpoint_size": e.checkpoint_size,
+                "notification_id": tracking.notification_id,
+            },
         )
+
+
+def _add_to(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows keyed by the table's primary key, adding their other columns to a row already there."""
+    statement = _DIALECT_INSERT[conn.dialect.name](table)
+    sums = {c.name: c + statement.excluded[c.name] for c in table.c if not c.primary_key}
+    conn.execute(statement.on_conflict_do_update(index_elements=list(table.primary_key), set_=sums), rows)
 
 
 def update_read_model(app: Any, model: ReadModel, *, batch: int = 500) -> RunResult:
@@ -764,6 +813,7 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 500) -> RunRes
             for notification in notifications:
                 tracking = Tracking(app.name, notification.id)
                 projection.process_event(app.mapper.to_domain_event(notification), tracking)
+            projection.write_pending()
             model.insert_tracking(Tracking(LedgerProjection.name, notifications[-1].id))
         position = notifications[-1].id
         batches += 1
