@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from json.encoder import encode_basestring_ascii as _json_string
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -84,22 +85,21 @@ def encode_entry(
     topic: str,
     state_digest: bytes,
 ) -> bytes:
-    """The canonical entry bytes; the one serializer for what gets signed."""
+    """The canonical entry bytes; the one serializer for what gets signed.
+
+    Byte for byte `json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)` (what `parse_leaf`
+    re-encodes to check), spelled out in sorted key order with json's own string escaper: a writer encodes one
+    entry per stored event, and building the dict and encoder each time cost as much as a third of a signature.
+    """
     if len(prev) != 32 or len(state_digest) != 32:
         raise LogFormatError("prev and state digests must be 32 bytes")
-    body = {
-        "v": FORMAT_VERSION,
-        "origin": origin,
-        "seq": seq,
-        "prev": b64(prev),
-        "time": time,
-        "signer": signer,
-        "id": originator_id,
-        "version": version,
-        "topic": topic,
-        "state": b64(state_digest),
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    if type(seq) is not int or type(version) is not int:
+        raise LogFormatError("seq and version must be integers")
+    return (
+        f'{{"id":{_json_string(originator_id)},"origin":{_json_string(origin)},"prev":"{b64(prev)}",'
+        f'"seq":{seq},"signer":{_json_string(signer)},"state":"{b64(state_digest)}",'
+        f'"time":{_json_string(time)},"topic":{_json_string(topic)},"v":{FORMAT_VERSION},"version":{version}}}'
+    ).encode("ascii")
 
 
 def signed_message(entry: bytes) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -24,6 +25,8 @@ def ledger_id(origin: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"village-ledger:{origin}")
 
 
+# A batch asks for each id several times (the prefetch, the marker, the handler's lookups); uuid5 is a SHA-1.
+@lru_cache(maxsize=4096)
 def child_id(origin: str, kind: str, key: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"village-ledger:{origin}/{kind}/{key}")
 

@@ -27,7 +27,7 @@ from ledger.crypto.logformat import (
     state_hash,
     verify_entry_signature,
 )
-from ledger.store.recorders import ChainWriter, LogRecord, OriginMismatchError
+from ledger.store.recorders import IDS_PER_SELECT, ChainWriter, LogRecord, OriginMismatchError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -389,3 +389,20 @@ class ChainedRecorderConformance(ABC):
         self.write(reopened, new_events(1))
         assert reopened.log_size() == 3
         assert assert_chain_covers_events(recorder, signer=conformance_signer(), origin=CONFORMANCE_ORIGIN) == 3
+
+    def test_select_events_of_many_aggregates(self) -> None:
+        recorder = self.create_recorder()
+        # More ids than one SQLite `IN (...)` list holds, so the chunks must join up.
+        writes = [new_events(n % 3 + 1) for n in range(2 * IDS_PER_SELECT + 40)]
+        self.write(recorder, [event for events in writes for event in events])
+        wanted = writes[::2]
+        found = recorder.select_events_of([events[0].originator_id for events in wanted] + [uuid4()])
+        runs = [e.originator_id for i, e in enumerate(found) if i == 0 or found[i - 1].originator_id != e.originator_id]
+        assert len(runs) == len(set(runs)) == len(wanted)
+        by_originator: dict[UUID, list[StoredEvent]] = {}
+        for event in found:
+            by_originator.setdefault(event.originator_id, []).append(event)
+        assert {
+            originator: [(e.originator_version, e.topic, e.state) for e in run] for originator, run in by_originator.items()
+        } == {events[0].originator_id: [(e.originator_version, e.topic, e.state) for e in events] for events in wanted}
+        assert recorder.select_events_of([uuid4()]) == []

@@ -7,6 +7,7 @@ writers can never read the same chain head. ``ledger_log`` and the events table 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -17,27 +18,40 @@ from uuid import UUID
 from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore, SQLiteTransaction
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier, Literal
 
 from ledger.crypto.logformat import (
     GENESIS_PREV,
+    SIGNATURE_SIZE,
     EntrySigner,
     encode_entry,
     format_time,
     leaf_hash,
     parse_leaf,
+    signed_message,
     state_hash,
 )
 
+try:
+    if os.environ.get("LEDGER_ED25519", "").lower() == "pyca":
+        raise ImportError("libsodium disabled by LEDGER_ED25519=pyca")
+    from nacl.bindings import crypto_sign as _sodium_sign
+    from nacl.bindings import crypto_sign_seed_keypair as _sodium_seed_keypair
+except ImportError:
+    _sodium_sign = None
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Collection, Iterator, Sequence
 
     from psycopg import Cursor
     from psycopg.rows import DictRow
 
 LOG_TABLE_NAME = "ledger_log"
 READ_BATCH_SIZE = 500
+# Ids per `IN (...)` list: well under SQLite's bound-parameter limit (999 before SQLite 3.32).
+IDS_PER_SELECT = 500
 
 # The PostgreSQL recorder prepares the entries before the events are inserted and appends them afterwards;
 # eventsourcing passes the same keyword arguments to both template methods, so this list carries them across.
@@ -90,6 +104,21 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def entry_signing(signer: EntrySigner) -> Callable[[bytes], bytes]:
+    """`signer.sign`, done by libsodium when PyNaCl (the optional `fast` extra) is installed.
+
+    Ed25519 signatures are deterministic (RFC 8032 §5.1.6): libsodium's bytes are pyca/cryptography's, in about half
+    the time, and a writer signs every entry in chain order. The writer, not ledger.crypto, holds this, because the
+    auditor's crypto layer imports only the pinned library. LEDGER_ED25519=pyca makes the writer sign with
+    pyca/cryptography too (and the verifier verify with the pinned rule alone).
+    """
+    if _sodium_sign is None or type(signer).sign is not EntrySigner.sign:
+        return signer.sign
+    seed = signer.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    secret_key = _sodium_seed_keypair(seed)[1]
+    return lambda entry: _sodium_sign(signed_message(entry), secret_key)[:SIGNATURE_SIZE]
+
+
 class ChainWriter(ABC):
     """The chain logic both backends share; each backend supplies the SQL."""
 
@@ -134,6 +163,7 @@ class ChainWriter(ABC):
         # One time per write: the events of one transaction are recorded at one moment.
         time = format_time(request.clock())
         label = request.signer.label
+        sign = entry_signing(request.signer)
         prev = head.prev
         entries = []
         for offset, stored_event in enumerate(stored_events):
@@ -149,7 +179,7 @@ class ChainWriter(ABC):
                 topic=stored_event.topic,
                 state_digest=state_hash(stored_event.state),
             )
-            leaf = entry + request.signer.sign(entry)
+            leaf = entry + sign(entry)
             prev = leaf_hash(leaf)
             entries.append(ChainedEntry(seq=seq, leaf=leaf, leaf_hash=prev, stored_event=stored_event))
         return entries
@@ -174,6 +204,13 @@ class ChainWriter(ABC):
             if len(batch) < limit:
                 return
             position = batch[-1].seq + 1
+
+    @abstractmethod
+    def select_events_of(self, originator_ids: Collection[UUID]) -> list[StoredEvent]:
+        """Every stored event of the given aggregates, each one's together and in version order; one read per chunk.
+
+        A writer checking many ids it expects to be new (one batch's records) pays one round trip, not one each.
+        """
 
     @abstractmethod
     def log_size(self) -> int:
@@ -285,6 +322,42 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainWriter):
         originator_id = stored_event.originator_id
         return originator_id.hex if isinstance(originator_id, UUID) else originator_id
 
+    def select_events_of(self, originator_ids: Collection[UUID]) -> list[StoredEvent]:
+        ids = [i.hex for i in originator_ids]
+        found = []
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), IDS_PER_SELECT):
+                chunk = ids[start : start + IDS_PER_SELECT]
+                c.execute(
+                    f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name} "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                found.extend(
+                    StoredEvent(
+                        originator_id=self.convert_originator_id(row[0]),
+                        originator_version=row[1],
+                        topic=row[2],
+                        state=row[3],
+                    )
+                    for row in c.fetchall()
+                )
+        return found
+
+    def select_states(self, start: int, limit: int, topics: Sequence[str]) -> list[tuple[int, str, bytes]]:
+        """(notification id, topic, state) of the given topics from `start` on, in notification order.
+
+        For readers that need only the state: select_notifications builds a Notification and a UUID per event,
+        which costs a whole-history report as much as reading the rows.
+        """
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, topic, state FROM {self.events_table_name} "
+                f"WHERE rowid >= ? AND topic IN ({','.join('?' * len(topics))}) ORDER BY rowid LIMIT ?",
+                (start, *topics, limit),
+            )
+            return c.fetchall()
+
     def log_size(self) -> int:
         with self.datastore.transaction(commit=False) as c:
             c.execute(self.log_size_statement)
@@ -382,6 +455,14 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainWrite
         self.log_size_statement = SQL("SELECT COALESCE(MAX(seq) + 1, 0) AS size FROM {schema}.{log}").format(
             schema=schema, log=log
         )
+        self.select_states_statement = SQL(
+            "SELECT notification_id, topic, state FROM {schema}.{events} "
+            "WHERE notification_id >= %s AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
+        ).format(schema=schema, events=events)
+        self.select_events_of_statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%s::{id_type}[]) ORDER BY originator_id, originator_version"
+        ).format(schema=schema, events=events, id_type=id_type)
         select_batch = SQL(
             "SELECT l.seq, l.leaf, l.leaf_hash, e.state FROM {schema}.{log} AS l "
             "LEFT JOIN {schema}.{events} AS e "
@@ -449,6 +530,27 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainWrite
         # rather than at commit.
         curs.fetchall()
         return notification_ids
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events_of(self, originator_ids: Collection[UUID]) -> list[StoredEvent]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_events_of_statement, (list(originator_ids),))
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_states(self, start: int, limit: int, topics: Sequence[str]) -> list[tuple[int, str, bytes]]:
+        """As ChainedSQLiteApplicationRecorder.select_states."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_states_statement, (start, list(topics), limit))
+            return [(row["notification_id"], row["topic"], bytes(row["state"])) for row in curs.fetchall()]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def log_size(self) -> int:
