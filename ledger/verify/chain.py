@@ -13,8 +13,12 @@ appointment or departure from the entry after the one recording it; an entry app
 recorded is judged by the tenure known then (docs/THREATS.md says what this leaves open).
 
 The tree: leaf hashes are streamed into an RFC 9162 tree; the root at every claimed checkpoint size is compared
-with the checkpoint (checkpoints.py). Signatures are verified on all cores (signatures.py); everything else is
-sequential. With a state file the run resumes after the last checkpoint it verified (state.py).
+with the checkpoint (checkpoints.py). The per-entry work that depends on no other entry (parse, hashes, local date,
+signature: entries.py) runs on all cores (signatures.py); this module stitches the chain from its results in seq
+order. With a state file the run resumes after the last checkpoint it verified (state.py).
+
+Chain-only mode (signatures=False) does everything except the entries' Ed25519 signature checks; its summary says
+"signatures not checked" and it never writes a state file.
 """
 
 from __future__ import annotations
@@ -27,15 +31,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from ..crypto.logformat import (
-    GENESIS_PREV,
-    LogFormatError,
-    key_id,
-    leaf_hash,
-    parse_leaf,
-    state_hash,
-    verify_entry_signature,
-)
+from .ed25519 import verify_leaf
+from ..crypto.logformat import GENESIS_PREV, key_id, leaf_hash
 from ..crypto.merkle import (
     EMPTY_ROOT,
     ProofError,
@@ -49,7 +46,8 @@ from ..crypto.note import Ed25519Verifier
 from .bundle import key_line, listed_keys
 from .checkpoints import CheckpointBook, Claim, Finding, claimed_size, short
 from .policy import TrustPolicy
-from .signatures import CHUNK, SignaturePool, default_jobs
+from .entries import process
+from .signatures import CHUNK, EntryPool, default_jobs
 from .sources import CHECKPOINT_TOPIC, SourceEntry, open_source
 from .state import StateError, VerifierState, load_state, save_state
 
@@ -85,21 +83,24 @@ class VerificationResult:
     checkpoints: int = 0  # checkpoint notes that verified against the policy and the recomputed tree
     verified_checkpoint: tuple[int, bytes] | None = None
     findings: list[Finding] = field(default_factory=list)
+    signatures_checked: bool = True  # False in chain-only mode: entry signatures were not verified
 
     @property
     def intact(self) -> bool:
         return not self.findings and self.size > 0
 
     def summary(self) -> str:
+        unchecked = "" if self.signatures_checked else " (chain only: signatures not checked)"
         if self.intact:
             resumed = f" (checked from seq {self.resumed_from})" if self.resumed_from else ""
+            what = "intact" if self.signatures_checked else "chain intact, signatures not checked"
             return (
-                f"intact: {self.size} entries of {self.origin}, head {self.head.hex()[:16]}, "
+                f"{what}: {self.size} entries of {self.origin}, head {self.head.hex()[:16]}, "
                 f"{self.checkpoints} checkpoint(s) verified{resumed}"
             )
         if self.size == 0 and not self.findings:
-            return f"{self.source}: no entries to verify"
-        return f"{len(self.findings)} finding(s) in {self.size} entries of {self.origin or self.source}"
+            return f"{self.source}: no entries to verify{unchecked}"
+        return f"{len(self.findings)} finding(s) in {self.size} entries of {self.origin or self.source}{unchecked}"
 
     def raise_for_findings(self) -> None:
         if not self.intact:
@@ -218,10 +219,12 @@ class _Run:
         total: int,
         state: VerifierState | None,
         wanted_sizes: Iterable[int] = (),
+        signatures: bool = True,
     ):
-        self.result = VerificationResult(source=source_name)
+        self.result = VerificationResult(source=source_name, signatures_checked=signatures)
         self.book = CheckpointBook(policy)
-        self.pool = SignaturePool(jobs)
+        self.signatures = signatures
+        self.pool = EntryPool(jobs) if signatures and jobs > 1 else None
         self.progress, self.total = progress, total
         self._slot = itertools.count()
         self._findings: list[tuple[int, Finding]] = []
@@ -252,17 +255,27 @@ class _Run:
 
     # -- entries -------------------------------------------------------------------------------------------------
 
-    def run(self, entries: Iterable[SourceEntry]) -> None:
+    def run(self, batches: Iterable[Sequence[tuple[int, bytes, bytes | None]]]) -> None:
+        """Check the rows (seq, leaf, state) of `batches`, in order."""
+        result, progress = self.result, self.progress
         try:
-            for entry in entries:
-                self.entry(entry)
-                self.result.entries += 1
-                if self.progress and self.result.entries % 1000 == 0:
-                    self.progress(self.result.entries, self.total)
-            for slot, seq, label in self.pool.finish():
-                self._findings.append((slot, Finding(seq, "signature", f"Ed25519 signature does not verify under {label}")))
+            if self.pool is None:
+                entry = self.entry
+                for batch in batches:
+                    for seq, leaf, state in batch:
+                        entry(seq, leaf, state, process(seq, leaf, state, None))
+                    result.entries += len(batch)
+                    if progress:
+                        progress(result.entries, self.total)
+            else:
+                for (seq, leaf, state), processed in self.pool.results(batches, self.known_keys):
+                    self.entry(seq, leaf, state, processed)
+                    result.entries += 1
+                    if progress and result.entries % 1000 == 0:
+                        progress(result.entries, self.total)
         finally:
-            self.pool.close()
+            if self.pool is not None:
+                self.pool.close()
         if self.progress:
             self.progress(self.result.entries, self.total)
         self.result.size = self.stream.size
@@ -272,30 +285,57 @@ class _Run:
         if self.stream.size in self.wanted:
             self.snapshot(self.stream.size)
 
-    def entry(self, entry: SourceEntry) -> None:
+    def known_keys(self) -> dict[str, bytes]:
+        return {label: key.public_key for label, key in self.ring.keys.items()}
+
+    def entry(self, seq: int, leaf: bytes, state: bytes | None, processed: tuple) -> None:
         size = self.stream.size
         if size in self.wanted:
             self.roots[size] = self.stream.root()
             self.snapshot(size)
-        self.check(entry, size)
-        self.expected_seq = entry.seq + 1  # resynchronise so that one gap is one finding
-        self.prev = leaf_hash(entry.leaf)
-        self.stream.append(self.prev)
+        _, digest, parsed, state_ok, day, verdict = processed
+        if parsed.__class__ is str:
+            self.add(Finding(seq, "parse", parsed))
+        elif (
+            # The common case, decided without building anything: every check below passes and nothing changes.
+            parsed[0] == seq == self.expected_seq and parsed[1] == self.prev and state_ok
+            and parsed[3] == self.result.origin and parsed[5] not in CONFIG_TOPICS
+            and self.fast_entry(seq, leaf, parsed, day, verdict)
+        ):
+            pass
+        else:
+            self.check(seq, leaf, state, parsed, state_ok, day, verdict, size)
+        self.expected_seq = seq + 1  # resynchronise so that one gap is one finding
+        self.prev = digest
+        self.stream.append(digest)
         if self.new_hashes is not None:
-            self.new_hashes.append(self.prev)
-        if self.state is not None and self.stream.size == self.state.head_size and self.prev != self.state.head:
-            self.add(Finding(entry.seq, "head", "this entry differs from the one the previous verification ended at"))
+            self.new_hashes.append(digest)
+        if self.state is not None and self.stream.size == self.state.head_size and digest != self.state.head:
+            self.add(Finding(seq, "head", "this entry differs from the one the previous verification ended at"))
 
-    def check(self, entry: SourceEntry, size: int) -> None:
-        seq = entry.seq
-        try:
-            parsed = parse_leaf(entry.leaf)
-            claimed_prev, claimed_state = parsed.prev, parsed.state_digest
-        except LogFormatError as exc:
-            self.add(Finding(seq, "parse", str(exc)))
-            return
-        fields = parsed.fields
-        topic = fields["topic"]
+    def fast_entry(self, seq: int, leaf: bytes, parsed: tuple, day, verdict) -> bool:
+        """True when the signer key, tenure and signature of an otherwise clean, ordinary entry all pass."""
+        key = self.ring.keys.get(parsed[4])
+        if key is None or key.valid_from > seq or (key.revoked_at is not None and seq > key.revoked_at) or key.role != SIGNER_ROLE:
+            return False
+        if key.holder is not None:
+            tenure = self.officials.get(key.holder)
+            if tenure is not None:
+                if day.__class__ is str:
+                    return False
+                if (tenure.term_start is not None and day < tenure.term_start) or (tenure.handover is not None and day > tenure.handover):
+                    return False
+        if not self.signatures:
+            return True
+        if verdict is not None and verdict[0] == key.public_key:
+            return verdict[1]
+        return False
+
+    def check(
+        self, seq: int, leaf: bytes, state: bytes | None, parsed: tuple, state_ok: bool | None, day, verdict, size: int
+    ) -> None:
+        fseq, claimed_prev, _, origin, signer, topic, time, eid, version = parsed
+        fields = {"seq": fseq, "origin": origin, "signer": signer, "topic": topic, "time": time, "id": eid, "version": version}
         result = self.result
         clean = True
 
@@ -315,13 +355,13 @@ class _Run:
         if claimed_prev != self.prev:
             fail("prev", f"prev {claimed_prev.hex()[:16]} does not match the previous leaf hash {self.prev.hex()[:16]}")
         event = None
-        if entry.state is None:
+        if state_ok is None:
             fail("state", f"no stored event {fields['id']} version {fields['version']}")
-        elif state_hash(entry.state) != claimed_state:
+        elif not state_ok:
             fail("state", "stored event bytes do not hash to the signed state digest")
         elif topic in CONFIG_TOPICS:
             try:
-                event = json.loads(entry.state)
+                event = json.loads(state)
             except ValueError as exc:
                 fail("event", f"{topic} state is not JSON: {exc}")
             if event is not None and not isinstance(event, dict):
@@ -338,24 +378,23 @@ class _Run:
         if problem:
             fail("signer", problem)
         if key is not None and key.holder is not None:
-            self.check_tenure(fields, key.holder, fail)
-        if key is not None:
-            if topic in CONFIG_TOPICS or self.pool.jobs == 1:
-                if not verify_entry_signature(key.public_key, parsed):
-                    fail("signature", f"Ed25519 signature does not verify under {fields['signer']}")
+            self.check_tenure(fields, day, key.holder, fail)
+        if key is not None and self.signatures:
+            if verdict is not None and verdict[0] == key.public_key:
+                valid = verdict[1]
             else:
-                self.pool.add(next(self._slot), seq, fields["signer"], key.public_key, entry.leaf)
+                valid = verify_leaf(key.public_key, leaf)
+            if not valid:
+                fail("signature", f"Ed25519 signature does not verify under {fields['signer']}")
         if clean and event is not None:
             self.apply(seq, size, topic, event)
 
-    def check_tenure(self, fields: dict, holder: str, fail: Callable[[str, str], None]) -> None:
+    def check_tenure(self, fields: dict, day: date | str, holder: str, fail: Callable[[str, str], None]) -> None:
         tenure = self.officials.get(holder)
         if tenure is None:
             return
-        try:
-            day = local_date(fields["time"])
-        except ValueError as exc:
-            fail("tenure", f"cannot place the entry in {holder}'s tenure: {exc}")
+        if isinstance(day, str):
+            fail("tenure", f"cannot place the entry in {holder}'s tenure: {day}")
             return
         if tenure.term_start is not None and day < tenure.term_start:
             fail("tenure", f"signed on {day} (UTC+8) by {fields['signer']}, before holder {holder}'s term began on {tenure.term_start}")
@@ -434,7 +473,7 @@ def verify_entries(
     """Check entries in order, in this process, without checkpoints: the chain alone."""
     run = _Run(source_name=source, policy=None, jobs=1, progress=progress, total=0, state=None)
     run.result.origin = expected_origin
-    run.run(entries)
+    run.run([(e.seq, e.leaf, e.state)] for e in entries)
     run.result.findings = run.findings() + run.book.final_findings(run.result.size, run.roots)
     return run.result
 
@@ -447,15 +486,20 @@ def verify_source(
     state_path: str | Path | None = None,
     jobs: int | None = None,
     progress: Callable[..., None] | None = None,
+    signatures: bool = True,
 ) -> VerificationResult:
     """Verify a ledger (SQLite path or PostgreSQL URL) or a bundle directory.
 
     policy: the auditor's trust policy; without one, checkpoints are checked against the log key registered in
     the log and no cosignature is required. checkpoints: paths of published checkpoint notes to check too.
     state_path: incremental mode (see state.py); the file is written only when the result is intact.
-    jobs: processes for signature verification (default: every core). Raises OSError/ValueError for unreadable
-    input (the CLI's exit 2); integrity problems are findings in the result.
+    jobs: processes for signature verification (default: every core). signatures=False: chain-only mode, every
+    check except the entries' Ed25519 signatures, in this process; the result says so (`signatures_checked`,
+    summary "signatures not checked") and cannot be combined with a state file. Raises OSError/ValueError for
+    unreadable input or that combination (the CLI's exit 2); integrity problems are findings in the result.
     """
+    if not signatures and state_path is not None:
+        raise ValueError("chain-only verification does not check signatures and cannot update a state file")
     files = []
     for path in checkpoints:
         try:
@@ -469,15 +513,15 @@ def verify_source(
         start = state.size if state else 0
         total = max(source.size() - start, 0)
         workers = jobs if jobs is not None else default_jobs()
-        if total < PARALLEL_THRESHOLD:
+        if total < PARALLEL_THRESHOLD or not signatures:
             workers = 1
         wanted = {s for s in (claimed_size(text) for _, text in notes) if s is not None and s >= start}
         wanted |= {s for s in map(_stored_size, source.stored_checkpoint_states()) if s is not None and s >= start}
         run = _Run(
             source_name=source.description, policy=policy, jobs=workers, progress=progress, total=total,
-            state=state, wanted_sizes=wanted,
+            state=state, wanted_sizes=wanted, signatures=signatures,
         )
-        run.run(source.entries(start))
+        run.run(source.batches(start))
         result = run.result
         if state is not None and result.origin != state.origin:
             raise StateError(f"{state_path}: remembers {state.origin!r}, but {location} holds {result.origin!r}")

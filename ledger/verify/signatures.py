@@ -81,3 +81,53 @@ class SignaturePool:
         if self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
             self._executor = None
+
+
+class EntryPool:
+    """The per-entry work of full verification (entries.process_chunk: parse, hashes, local date, signature) in
+    `jobs` worker processes, chunk by chunk; results come back in seq order for the caller to stitch the chain.
+
+    Each chunk carries the keys to try signatures with: `known()` (the caller's key ring when the chunk is sent)
+    plus the keys that configuration entries read so far name. Workers trust neither: they only say whether the
+    signature verifies under the key they tried, and the caller decides which key is valid at that seq.
+    """
+
+    def __init__(self, jobs: int):
+        if jobs < 2:
+            raise ValueError(f"an entry pool needs at least 2 jobs, got {jobs}")
+        self.jobs = jobs
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self._executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
+        self._candidates: dict[str, bytes] = {}
+
+    def results(self, batches, known):
+        """(row, result) per row of `batches` (lists of (seq, leaf, state)), in order."""
+        from .entries import key_candidates, process_chunk
+
+        pending: deque = deque()
+        chunk: list = []
+        size = CHUNK
+        for batch in batches:
+            for row in batch:
+                if b'"topic":"ledger/Ledger/' in row[1]:
+                    for label, public in key_candidates(row[2]):
+                        self._candidates.setdefault(label, public)
+                chunk.append(row)
+                if len(chunk) >= size:
+                    keys = {**self._candidates, **known()}
+                    pending.append((chunk, self._executor.submit(process_chunk, chunk, keys)))
+                    chunk = []
+                    while len(pending) > self.jobs * IN_FLIGHT_PER_JOB:
+                        rows, future = pending.popleft()
+                        yield from zip(rows, future.result())
+        if chunk:
+            keys = {**self._candidates, **known()}
+            pending.append((chunk, self._executor.submit(process_chunk, chunk, keys)))
+        while pending:
+            rows, future = pending.popleft()
+            yield from zip(rows, future.result())
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None

@@ -18,6 +18,7 @@ LOG_TABLE = "ledger_log"
 CHECKPOINT_TOPIC = "ledger/Ledger/CheckpointRecorded"
 EVENTS_TABLE = "stored_events"
 _BATCH = 5000
+_ROWS = 10000  # rows per read in batches(): fewer round trips, still constant memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,17 @@ class Source:
     def entries(self, start: int = 0) -> Iterator[SourceEntry]:
         """Entries with seq >= start, in seq order."""
         raise NotImplementedError
+
+    def batches(self, start: int = 0) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
+        """The same entries as raw (seq, leaf, state) rows, a list at a time (what the verifier reads)."""
+        batch = []
+        for entry in self.entries(start):
+            batch.append((entry.seq, entry.leaf, entry.state))
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def unlogged_events(self) -> list[tuple[str, int]]:
         """Stored events that no log entry points at (originator id, version)."""
@@ -102,6 +114,18 @@ class SQLiteSource(Source):
                 return
             start = rows[-1][0] + 1
 
+    def batches(self, start: int = 0) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
+        query = _JOIN.format(log=LOG_TABLE, events=EVENTS_TABLE, mark="?")
+        while True:
+            rows = self._conn.execute(query, (start, _ROWS)).fetchall()
+            if rows:
+                if not all(leaf.__class__ is bytes and (state is None or state.__class__ is bytes) for _, leaf, state in rows):
+                    rows = [(seq, bytes(leaf), None if state is None else bytes(state)) for seq, leaf, state in rows]
+                yield rows
+            if len(rows) < _ROWS:
+                return
+            start = rows[-1][0] + 1
+
     def unlogged_events(self) -> list[tuple[str, int]]:
         return [tuple(r) for r in self._conn.execute(_UNLOGGED.format(log=LOG_TABLE, events=EVENTS_TABLE))]
 
@@ -139,6 +163,16 @@ class PostgresSource(Source):
             for seq, leaf, state in rows:
                 yield SourceEntry(seq, bytes(leaf), None if state is None else bytes(state))
             if len(rows) < _BATCH:
+                return
+            start = rows[-1][0] + 1
+
+    def batches(self, start: int = 0) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
+        query = _JOIN.format(log=self._log, events=self._events, mark="%s")
+        while True:
+            rows = self._conn.execute(query, (start, _ROWS)).fetchall()
+            if rows:
+                yield [(seq, bytes(leaf), None if state is None else bytes(state)) for seq, leaf, state in rows]
+            if len(rows) < _ROWS:
                 return
             start = rows[-1][0] + 1
 
