@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
+from typing import Any
 
 LOG_TABLE = "ledger_log"
 CHECKPOINT_TOPIC = "ledger/Ledger/CheckpointRecorded"
@@ -88,8 +89,50 @@ _UNLOGGED = (
 )
 
 
-class SQLiteSource(Source):
+class _DatabaseSource(Source):
+    """A ledger in a database: the log joined to the stored events, read in large batches of raw rows."""
+
+    _conn: Any
+    _log: str
+    _events: str
+    _mark: str  # the driver's parameter placeholder
+
+    def size(self) -> int:
+        return self._conn.execute(f"SELECT count(*) FROM {self._log}").fetchone()[0]
+
+    def entries(self, start: int = 0) -> Iterator[SourceEntry]:
+        for rows in self.batches(start):
+            for seq, leaf, state in rows:
+                yield SourceEntry(seq, leaf, state)
+
+    def batches(self, start: int = 0) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
+        query = _JOIN.format(log=self._log, events=self._events, mark=self._mark)
+        while True:
+            rows = self._conn.execute(query, (start, _ROWS)).fetchall()
+            if rows:
+                # SQLite already returns bytes; PostgreSQL returns memoryview.
+                if not all(leaf.__class__ is bytes and (state is None or state.__class__ is bytes) for _, leaf, state in rows):
+                    rows = [(seq, bytes(leaf), None if state is None else bytes(state)) for seq, leaf, state in rows]
+                yield rows
+            if len(rows) < _ROWS:
+                return
+            start = rows[-1][0] + 1
+
+    def unlogged_events(self) -> list[tuple[str, int]]:
+        return [(str(a), b) for a, b in self._conn.execute(_UNLOGGED.format(log=self._log, events=self._events))]
+
+    def stored_checkpoint_states(self) -> list[bytes]:
+        query = f"SELECT state FROM {self._events} WHERE topic = {self._mark}"
+        return [bytes(state) for (state,) in self._conn.execute(query, (CHECKPOINT_TOPIC,))]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class SQLiteSource(_DatabaseSource):
     """A SQLite ledger file, opened read-only."""
+
+    _log, _events, _mark = LOG_TABLE, EVENTS_TABLE, "?"
 
     def __init__(self, path: str):
         file = Path(path)
@@ -101,44 +144,11 @@ class SQLiteSource(Source):
         if not {LOG_TABLE, EVENTS_TABLE} <= tables:
             raise ValueError(f"{path} is not a village-ledger database (no {LOG_TABLE}/{EVENTS_TABLE} tables)")
 
-    def size(self) -> int:
-        return self._conn.execute(f"SELECT count(*) FROM {LOG_TABLE}").fetchone()[0]
 
-    def entries(self, start: int = 0) -> Iterator[SourceEntry]:
-        query = _JOIN.format(log=LOG_TABLE, events=EVENTS_TABLE, mark="?")
-        while True:
-            rows = self._conn.execute(query, (start, _BATCH)).fetchall()
-            for seq, leaf, state in rows:
-                yield SourceEntry(seq, bytes(leaf), None if state is None else bytes(state))
-            if len(rows) < _BATCH:
-                return
-            start = rows[-1][0] + 1
-
-    def batches(self, start: int = 0) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
-        query = _JOIN.format(log=LOG_TABLE, events=EVENTS_TABLE, mark="?")
-        while True:
-            rows = self._conn.execute(query, (start, _ROWS)).fetchall()
-            if rows:
-                if not all(leaf.__class__ is bytes and (state is None or state.__class__ is bytes) for _, leaf, state in rows):
-                    rows = [(seq, bytes(leaf), None if state is None else bytes(state)) for seq, leaf, state in rows]
-                yield rows
-            if len(rows) < _ROWS:
-                return
-            start = rows[-1][0] + 1
-
-    def unlogged_events(self) -> list[tuple[str, int]]:
-        return [tuple(r) for r in self._conn.execute(_UNLOGGED.format(log=LOG_TABLE, events=EVENTS_TABLE))]
-
-    def stored_checkpoint_states(self) -> list[bytes]:
-        query = f"SELECT state FROM {EVENTS_TABLE} WHERE topic = ?"
-        return [bytes(state) for (state,) in self._conn.execute(query, (CHECKPOINT_TOPIC,))]
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-class PostgresSource(Source):
+class PostgresSource(_DatabaseSource):
     """One ledger's schema in PostgreSQL, read in a read-only transaction."""
+
+    _mark = "%s"
 
     def __init__(self, url: str):
         import psycopg
@@ -152,39 +162,6 @@ class PostgresSource(Source):
         self._conn.read_only = True
         self._log = f'"{self.schema}".{LOG_TABLE}'
         self._events = f'"{self.schema}".{EVENTS_TABLE}'
-
-    def size(self) -> int:
-        return self._conn.execute(f"SELECT count(*) FROM {self._log}").fetchone()[0]
-
-    def entries(self, start: int = 0) -> Iterator[SourceEntry]:
-        query = _JOIN.format(log=self._log, events=self._events, mark="%s")
-        while True:
-            rows = self._conn.execute(query, (start, _BATCH)).fetchall()
-            for seq, leaf, state in rows:
-                yield SourceEntry(seq, bytes(leaf), None if state is None else bytes(state))
-            if len(rows) < _BATCH:
-                return
-            start = rows[-1][0] + 1
-
-    def batches(self, start: int = 0) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
-        query = _JOIN.format(log=self._log, events=self._events, mark="%s")
-        while True:
-            rows = self._conn.execute(query, (start, _ROWS)).fetchall()
-            if rows:
-                yield [(seq, bytes(leaf), None if state is None else bytes(state)) for seq, leaf, state in rows]
-            if len(rows) < _ROWS:
-                return
-            start = rows[-1][0] + 1
-
-    def unlogged_events(self) -> list[tuple[str, int]]:
-        return [(str(a), b) for a, b in self._conn.execute(_UNLOGGED.format(log=self._log, events=self._events))]
-
-    def stored_checkpoint_states(self) -> list[bytes]:
-        query = f"SELECT state FROM {self._events} WHERE topic = %s"
-        return [bytes(state) for (state,) in self._conn.execute(query, (CHECKPOINT_TOPIC,))]
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 class BundleSource(Source):
