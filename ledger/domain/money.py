@@ -19,7 +19,7 @@ def parse_amount(value: object) -> Decimal:
 
     Floats are refused outright: a float has already lost the cents it claims to carry.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyError(f"amount must be a decimal string with 2 places, not a {type(value).__name__}: {value!r}")
     if isinstance(value, Decimal):
         return money(value)

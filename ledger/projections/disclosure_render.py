@@ -98,7 +98,7 @@ def bar_chart(title: str, items: list[dict[str, str]], color: str) -> str:
         f'<text x="0" y="16" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
     if not items:
-        parts.append(f'<text x="0" y="44" font-size="13" fill="#555">本期无 / none</text>')
+        parts.append('<text x="0" y="44" font-size="13" fill="#555">本期无 / none</text>')
     for index, item in enumerate(items):
         amount = Decimal(item["amount"])
         y = 28 + index * row_height
