@@ -2,7 +2,8 @@
 
 Machines are shared and noisy, so absolute rates are context; what the tables compare are ratios measured in the
 same run (a workload against the Ed25519 floor, a peer against us, one history length against another). Results go
-to benchmarks/RESULTS.md (a fresh file per run) and benchmarks/history.png.
+to benchmarks/RESULTS.md (a fresh file per run) and benchmarks/history.png; a quick run writes RESULTS-quick.md and
+history-quick.png instead, so it never replaces the full results.
 """
 
 from __future__ import annotations
@@ -218,9 +219,13 @@ def plot(path: Path, series: dict[str, list[tuple[int, float]]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short histories, fewer runs (under 3 minutes)")
-    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
-    parser.add_argument("--plot", type=Path, default=HERE / "history.png")
+    # Quick runs write beside the full results, never over them.
+    parser.add_argument("--results", type=Path, help="default: RESULTS.md (full) or RESULTS-quick.md (quick)")
+    parser.add_argument("--plot", type=Path, help="default: history.png (full) or history-quick.png (quick)")
     args = parser.parse_args()
+    suffix = "-quick" if args.quick else ""
+    args.results = args.results or HERE / f"RESULTS{suffix}.md"
+    args.plot = args.plot or HERE / f"history{suffix}.png"
     started = time.perf_counter()
     n_cores = cores()
     histories = [1, 2] if args.quick else [1, 10, 50]
