@@ -642,10 +642,18 @@ def handle_fund_closed(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, 
     fund.trigger(Fund.Closed, closed=r.closed)
 
 
+def _create_from_record(
+    app: LedgerApplication, uow: UnitOfWork, kind: str, key_field: str, aggregate: type[Aggregate], event: type[Event], r: j.Record
+) -> None:
+    """A new aggregate whose first event carries the record's fields, refused if its key is taken."""
+    key = getattr(r, key_field)
+    aggregate_id = app.id_of(kind, key)
+    _require_absent(uow, aggregate_id, key_field, f"{kind} {key}")
+    uow.add(aggregate.create(aggregate_id, event, **r.model_dump(exclude={"id", "type"})))
+
+
 def handle_resource(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.ResourceRegistered) -> None:
-    resource_id = app.id_of("resource", r.resource_no)
-    _require_absent(uow, resource_id, "resource_no", f"resource {r.resource_no}")
-    uow.add(Resource.create(resource_id, Resource.Registered, **r.model_dump(exclude={"id", "type"})))
+    _create_from_record(app, uow, "resource", "resource_no", Resource, Resource.Registered, r)
 
 
 def handle_contract(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.ContractSigned) -> None:
@@ -668,9 +676,7 @@ def handle_contract(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: 
 
 
 def handle_decision(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.DecisionOpened) -> None:
-    decision_id = app.id_of("decision", r.decision_id)
-    _require_absent(uow, decision_id, "decision_id", f"decision {r.decision_id}")
-    uow.add(Decision.create(decision_id, Decision.Opened, **r.model_dump(exclude={"id", "type"})))
+    _create_from_record(app, uow, "decision", "decision_id", Decision, Decision.Opened, r)
 
 
 def handle_decision_step(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.DecisionStep) -> None:
@@ -687,9 +693,7 @@ def handle_decision_step(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger
 
 
 def handle_township_approval(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.TownshipApproval) -> None:
-    approval_id = app.id_of("approval", r.approval_id)
-    _require_absent(uow, approval_id, "approval_id", f"approval {r.approval_id}")
-    uow.add(TownshipApproval.create(approval_id, TownshipApproval.Recorded, **r.model_dump(exclude={"id", "type"})))
+    _create_from_record(app, uow, "approval", "approval_id", TownshipApproval, TownshipApproval.Recorded, r)
 
 
 def handle_official(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j.OfficialAppointed) -> None:
