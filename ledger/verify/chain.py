@@ -24,9 +24,13 @@ Chain-only mode (signatures=False) does everything except the entries' Ed25519 s
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
+import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -46,9 +50,10 @@ from ..crypto.note import Ed25519Verifier
 from .bundle import key_line, listed_keys
 from .checkpoints import CheckpointBook, Claim, Finding, claimed_size, short
 from .policy import TrustPolicy
-from .entries import process
-from .signatures import CHUNK, EntryPool, default_jobs
-from .sources import CHECKPOINT_TOPIC, SourceEntry, open_source
+from . import signatures as _signatures
+from .entries import local_day, parse_entry, process
+from .signatures import CHUNK, IN_FLIGHT_PER_JOB, EntryPool, default_jobs
+from .sources import CHECKPOINT_TOPIC, SourceEntry, open_source, sqlite_range_rows
 from .state import StateError, VerifierState, load_state, save_state
 
 GENESIS_TOPIC = "ledger/Ledger/Opened"
@@ -276,6 +281,9 @@ class _Run:
         finally:
             if self.pool is not None:
                 self.pool.close()
+        self.finish()
+
+    def finish(self) -> None:
         if self.progress:
             self.progress(self.result.entries, self.total)
         self.result.size = self.stream.size
@@ -284,6 +292,60 @@ class _Run:
         self.roots[self.stream.size] = self.result.root
         if self.stream.size in self.wanted:
             self.snapshot(self.stream.size)
+
+    def run_chain_parallel(self, reader: _ChainReader) -> None:
+        """Chain-only run over a SQLite source whose seqs are exactly 0..end-1, read and processed by `reader`'s
+        workers a range at a time (_chain_range). Ordinary stretches of a range come back as their leaf hashes,
+        subtree hash and (signer, day) spans and are accepted here after the checks that depend on earlier entries
+        (prev, origin, keys, tenure); every other entry is stitched by entry() exactly as run() does. Rows past
+        `end` (appended meanwhile) are read as run() reads them."""
+        try:
+            for lo, hi, segments in reader.outcomes():
+                for segment in segments:
+                    if segment[0]:
+                        self.clean_segment(reader.source, *segment[1:])
+                    else:
+                        entry = self.entry
+                        for seq, state, processed in segment[1]:
+                            entry(seq, b"", state, processed)
+                        self.result.entries += len(segment[1])
+                if self.progress:
+                    self.progress(self.result.entries, self.total)
+        finally:
+            reader.close()
+        entry = self.entry
+        for batch in reader.source.batches(reader.end):
+            for seq, leaf, state in batch:
+                entry(seq, leaf, state, process(seq, leaf, state, None))
+            self.result.entries += len(batch)
+        self.finish()
+
+    def clean_segment(self, source, lo: int, hi: int, first_prev: bytes, origin: str, blob: bytes, top, spans) -> None:
+        """Rows lo <= seq < hi that a worker found ordinary among themselves (see _chain_range)."""
+        stream, wanted = self.stream, self.wanted
+        if not (
+            lo == self.expected_seq == stream.size and first_prev == self.prev and origin == self.result.origin
+            and all(self.signer_ok(signer, a, day) and self.signer_ok(signer, b, day) for signer, day, a, b in spans)
+        ):
+            entry = self.entry
+            for seq, leaf, state in source.rows(lo, hi):
+                entry(seq, leaf, state, process(seq, leaf, state, None))
+                self.result.entries += 1
+            return
+        n = hi - lo
+        if top is not None and not any(lo <= size < hi for size in wanted):
+            self.stream = _append_subtree(stream, top, n)
+            self.prev = blob[-32:]
+        else:
+            for i in range(0, 32 * n, 32):
+                if stream.size in wanted:
+                    self.roots[stream.size] = stream.root()
+                    self.snapshot(stream.size)
+                digest = blob[i:i + 32]
+                stream.append(digest)
+                self.prev = digest
+        self.expected_seq = hi
+        self.result.entries += n
 
     def known_keys(self) -> dict[str, bytes]:
         return {label: key.public_key for label, key in self.ring.keys.items()}
@@ -312,6 +374,21 @@ class _Run:
             self.new_hashes.append(digest)
         if self.state is not None and self.stream.size == self.state.head_size and digest != self.state.head:
             self.add(Finding(seq, "head", "this entry differs from the one the previous verification ended at"))
+
+    def signer_ok(self, signer: str, seq: int, day) -> _Key | None:
+        """The signer's key when it is valid at seq and, for a holder's key, `day` is within the holder's tenure
+        (fast_entry's key and tenure conditions, which stay inlined there for the sequential path)."""
+        key = self.ring.keys.get(signer)
+        if key is None or key.valid_from > seq or (key.revoked_at is not None and seq > key.revoked_at) or key.role != SIGNER_ROLE:
+            return None
+        if key.holder is not None:
+            tenure = self.officials.get(key.holder)
+            if tenure is not None:
+                if day.__class__ is str:
+                    return None
+                if (tenure.term_start is not None and day < tenure.term_start) or (tenure.handover is not None and day > tenure.handover):
+                    return None
+        return key
 
     def fast_entry(self, seq: int, leaf: bytes, parsed: tuple, day, verdict) -> bool:
         """True when the signer key, tenure and signature of an otherwise clean, ordinary entry all pass."""
@@ -459,6 +536,121 @@ class _Run:
         )
 
 
+def _append_subtree(stream: StreamingRoot, top: bytes, width: int) -> StreamingRoot:
+    """The stream with a complete subtree of `width` (a power of two dividing stream.size) leaves appended."""
+    stack = list(stream.frontier)
+    stack.append(top)
+    index = stream.size // width
+    while index & 1:
+        right = stack.pop()
+        stack.append(node_hash(stack.pop(), right))
+        index >>= 1
+    return StreamingRoot.from_frontier(stream.size + width, stack)
+
+
+class _ChainReader:
+    """Workers reading and processing the ranges of a SQLite ledger for a chain-only run, started before the
+    caller's own set-up queries so that the two overlap. Ranges are aligned blocks of a power of two rows."""
+
+    def __init__(self, source, end: int, jobs: int):
+        self.source, self.end, self.jobs = source, end, jobs
+        self.width = 1 << (4 * _signatures.CHUNK - 1).bit_length()
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self._executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
+        self._starts = iter(range(0, end, self.width))
+        self._pending: deque = deque()
+        for _ in range(jobs * IN_FLIGHT_PER_JOB):
+            self._submit()
+
+    def _submit(self) -> None:
+        for lo in self._starts:
+            hi = min(lo + self.width, self.end)
+            self._pending.append((lo, hi, self._executor.submit(_chain_range, self.source.uri, lo, hi)))
+            return
+
+    def outcomes(self):
+        """(lo, hi, segments) per range, in seq order."""
+        while self._pending:
+            lo, hi, future = self._pending.popleft()
+            segments = future.result()
+            self._submit()
+            yield lo, hi, segments
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None
+
+
+def _chain_range(uri: str, lo: int, hi: int) -> list[tuple]:
+    """A chain-only worker's share: the rows lo <= seq < hi of the SQLite ledger at `uri`, as segments in order.
+
+    A row is ordinary when it is canonical with seq equal to its row's, has a stored state that hashes to its
+    digest, and is not a configuration entry. Consecutive ordinary rows with one origin, each prev the leaf hash of
+    the row before, make a clean segment: (True, first seq, end seq, first prev, origin, leaf hashes concatenated,
+    subtree hash when the segment is the whole range and that is an aligned power of two else None,
+    [(signer, local day, first seq, last seq)]). Every other row is (False, [(seq, state of a configuration entry
+    else None, entries.process result)]), for the caller to stitch entry by entry."""
+    rows = sqlite_range_rows(uri, lo, hi)
+    n = hi - lo
+    if len(rows) != n:
+        return [(False, [_processed(seq, leaf, state) for seq, leaf, state in rows])]
+    sha256 = hashlib.sha256
+    segments: list[tuple] = []
+    digests: list[bytes] = []
+    spans: dict = {}
+    prev = first_prev = origin = None
+    start = lo
+
+    def close(end: int) -> None:
+        top = None
+        if start == lo and end == hi and n & (n - 1) == 0 and lo % n == 0:
+            # RFC 9162 MTH of a power of two of leaves: hash neighbouring pairs level by level.
+            level = digests
+            while len(level) > 1:
+                level = [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+            top = level[0]
+        segments.append((
+            True, start, end, first_prev, origin, b"".join(digests), top,
+            [(signer, day, a, b) for (signer, day), (a, b) in spans.items()],
+        ))
+
+    for seq, leaf, state in rows:
+        parsed = parse_entry(leaf)
+        if (
+            parsed.__class__ is str or parsed[0] != seq or state is None or parsed[5] in CONFIG_TOPICS
+            or sha256(state).digest() != parsed[2]
+        ):
+            if digests:
+                close(seq)
+                digests, spans = [], {}
+            segments.append((False, [_processed(seq, leaf, state)]))
+            start, prev = seq + 1, None
+            continue
+        if prev is not None and (parsed[1] != prev or parsed[3] != origin):
+            close(seq)
+            digests, spans, start, prev = [], {}, seq, None
+        if prev is None:
+            first_prev, origin = parsed[1], parsed[3]
+        prev = sha256(b"\x00" + leaf).digest()
+        digests.append(prev)
+        span_key = (parsed[4], local_day(parsed[6]))
+        span = spans.get(span_key)
+        if span is None:
+            spans[span_key] = [seq, seq]
+        else:
+            span[1] = seq
+    if digests:
+        close(hi)
+    return segments
+
+
+def _processed(seq: int, leaf: bytes, state: bytes | None) -> tuple:
+    processed = process(seq, leaf, state, None)
+    parsed = processed[2]
+    return seq, state if parsed.__class__ is not str and parsed[5] in CONFIG_TOPICS else None, processed
+
+
 def _list(value) -> list:
     return value if isinstance(value, list) else []
 
@@ -508,20 +700,30 @@ def verify_source(
             raise ValueError(f"{path}: cannot read the checkpoint note: {exc}") from None
     state = load_state(state_path) if state_path is not None else None
     source = open_source(location)
+    reader = None
     try:
         notes = files + source.published_checkpoints()
         start = state.size if state else 0
         total = max(source.size() - start, 0)
         workers = jobs if jobs is not None else default_jobs()
-        if total < PARALLEL_THRESHOLD or not signatures:
+        if total < PARALLEL_THRESHOLD:
             workers = 1
+        # Chain-only work per entry is a few microseconds, so starting workers pays off only for larger logs.
+        if not signatures and start == 0 and workers > 1 and total >= 4 * PARALLEL_THRESHOLD and hasattr(source, "uri"):
+            dense = source.dense_seqs(0)
+            if dense is not None and dense[0] == 0:
+                reader = _ChainReader(source, dense[1], workers)
+                source.prefetch_unlogged()
         wanted = {s for s in (claimed_size(text) for _, text in notes) if s is not None and s >= start}
         wanted |= {s for s in map(_stored_size, source.stored_checkpoint_states()) if s is not None and s >= start}
         run = _Run(
             source_name=source.description, policy=policy, jobs=workers, progress=progress, total=total,
             state=state, wanted_sizes=wanted, signatures=signatures,
         )
-        run.run(source.batches(start))
+        if reader is not None:
+            run.run_chain_parallel(reader)
+        else:
+            run.run(source.batches(start))
         result = run.result
         if state is not None and result.origin != state.origin:
             raise StateError(f"{state_path}: remembers {state.origin!r}, but {location} holds {result.origin!r}")
@@ -553,6 +755,8 @@ def verify_source(
             _save(run, state, newest, Path(state_path))
         return result
     finally:
+        if reader is not None:
+            reader.close()
         source.close()
 
 

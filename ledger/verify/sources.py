@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,11 +83,47 @@ _JOIN = (
     "ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
     "WHERE l.seq >= {mark} ORDER BY l.seq LIMIT {mark}"
 )
+_RANGE = (
+    "SELECT l.seq, l.leaf, e.state FROM {log} AS l LEFT JOIN {events} AS e "
+    "ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
+    "WHERE l.seq >= {mark} AND l.seq < {mark} ORDER BY l.seq"
+)
 _UNLOGGED = (
     "SELECT e.originator_id, e.originator_version FROM {events} AS e LEFT JOIN {log} AS l "
     "ON e.originator_id = l.originator_id AND e.originator_version = l.originator_version "
     "WHERE l.seq IS NULL ORDER BY e.originator_id, e.originator_version"
 )
+
+
+def _as_bytes(value: bytes | memoryview | str | None) -> bytes | None:
+    # A column rewritten as TEXT by someone with database access is checked as its UTF-8 bytes: a finding, not a crash.
+    if value is None or value.__class__ is bytes:
+        return value
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _as_byte_rows(rows: list) -> list[tuple[int, bytes, bytes | None]]:
+    """SQLite returns bytes already (the common case is one pass of checks); PostgreSQL returns memoryview."""
+    if all(leaf.__class__ is bytes and (state is None or state.__class__ is bytes) for _, leaf, state in rows):
+        return rows
+    return [(seq, _as_bytes(leaf), _as_bytes(state)) for seq, leaf, state in rows]
+
+
+def range_rows(conn, query: str, lo: int, hi: int) -> list[tuple[int, bytes, bytes | None]]:
+    rows = _as_byte_rows(conn.execute(query, (lo, hi)).fetchall())
+    return rows
+
+
+_WORKER_CONNECTIONS: dict = {}
+
+
+def sqlite_range_rows(uri: str, lo: int, hi: int) -> list[tuple[int, bytes, bytes | None]]:
+    """Source.rows(lo, hi) of the SQLite file at `uri`, through this process's own read-only connection."""
+    key = (os.getpid(), uri)
+    conn = _WORKER_CONNECTIONS.get(key)
+    if conn is None:
+        conn = _WORKER_CONNECTIONS[key] = sqlite3.connect(uri, uri=True)
+    return range_rows(conn, _RANGE.format(log=LOG_TABLE, events=EVENTS_TABLE, mark="?"), lo, hi)
 
 
 class _DatabaseSource(Source):
@@ -108,17 +145,29 @@ class _DatabaseSource(Source):
     def batches(self, start: int = 0) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
         query = _JOIN.format(log=self._log, events=self._events, mark=self._mark)
         while True:
-            rows = self._conn.execute(query, (start, _ROWS)).fetchall()
+            rows = _as_byte_rows(self._conn.execute(query, (start, _ROWS)).fetchall())
             if rows:
-                # SQLite already returns bytes; PostgreSQL returns memoryview.
-                if not all(leaf.__class__ is bytes and (state is None or state.__class__ is bytes) for _, leaf, state in rows):
-                    rows = [(seq, bytes(leaf), None if state is None else bytes(state)) for seq, leaf, state in rows]
                 yield rows
             if len(rows) < _ROWS:
                 return
             start = rows[-1][0] + 1
 
+    def dense_seqs(self, start: int) -> tuple[int, int] | None:
+        """(first, end) when the log's seqs from `start` on are exactly the integers first..end-1, else None."""
+        return None
+
+    def rows(self, lo: int, hi: int) -> list[tuple[int, bytes, bytes | None]]:
+        """The raw rows with lo <= seq < hi, in seq order (what batches() yields for that range)."""
+        return range_rows(self._conn, _RANGE.format(log=self._log, events=self._events, mark=self._mark), lo, hi)
+
+    def prefetch_unlogged(self) -> None:
+        """Run unlogged_events() now (while workers read the log); its next call returns this answer."""
+        self._unlogged = self.unlogged_events()
+
     def unlogged_events(self) -> list[tuple[str, int]]:
+        prefetched = self.__dict__.pop("_unlogged", None)
+        if prefetched is not None:
+            return prefetched
         return [(str(a), b) for a, b in self._conn.execute(_UNLOGGED.format(log=self._log, events=self._events))]
 
     def stored_checkpoint_states(self) -> list[bytes]:
@@ -143,6 +192,20 @@ class SQLiteSource(_DatabaseSource):
         tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not {LOG_TABLE, EVENTS_TABLE} <= tables:
             raise ValueError(f"{path} is not a village-ledger database (no {LOG_TABLE}/{EVENTS_TABLE} tables)")
+        self.uri = f"{file.resolve().as_uri()}?mode=ro"
+
+    def dense_seqs(self, start: int) -> tuple[int, int] | None:
+        # seq must be the rowid (INTEGER PRIMARY KEY): then every seq is an integer and min/max are index lookups.
+        columns = self._conn.execute(f"SELECT name, type, pk FROM pragma_table_info('{LOG_TABLE}')").fetchall()
+        if [(name, kind.upper()) for name, kind, pk in columns if pk] != [("seq", "INTEGER")]:
+            return None
+        low, high, count = self._conn.execute(
+            f"SELECT (SELECT min(seq) FROM {LOG_TABLE}), (SELECT max(seq) FROM {LOG_TABLE}), "
+            f"(SELECT count(*) FROM {LOG_TABLE})"
+        ).fetchone()
+        if not count or low.__class__ is not int or high.__class__ is not int or low < start or high - low + 1 != count:
+            return None
+        return low, high + 1
 
 
 class PostgresSource(_DatabaseSource):
