@@ -7,18 +7,43 @@ state is the event's JSON without originator id and version (the store keeps tho
 
 from __future__ import annotations
 
+import inspect
 import json
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic._internal._model_construction import init_private_attributes
+from pydantic._internal._utils import smart_deepcopy
 
 # json.dumps with these options, without building an encoder per call (three stored events per journal record).
 CANONICAL_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+# Its C encoder built once rather than per call (JSONEncoder.encode builds one each time); no circular-reference
+# markers: what it encodes is model_dump(mode="json") output, plain trees. Same text as CANONICAL_JSON.encode.
+_canonical_iterencode = (
+    c_make_encoder(None, CANONICAL_JSON.default, encode_basestring, None, ":", ",", True, False, True)
+    if c_make_encoder is not None
+    else None
+)
+
+
+def canonical_json(value: Any) -> str:
+    """CANONICAL_JSON.encode(value): sorted keys, compact separators, UTF-8 text not escaped."""
+    if _canonical_iterencode is None or isinstance(value, str):
+        return CANONICAL_JSON.encode(value)
+    return "".join(_canonical_iterencode(value, 0))
 
 _TOPICS: dict[str, type["Event"]] = {}
 _OWNERS: dict[type["Event"], type["Aggregate"]] = {}
+_set = object.__setattr__
+# Defaults that model_construct would hand out as they are (smart_deepcopy returns them, or an equal immutable).
+_SHARED_DEFAULT_TYPES = (type(None), bool, int, float, str, bytes, Decimal, date, datetime, UUID)
+_BLANK_PLANS: dict[type, list[tuple[str, Any, bool]] | bool] = {}
+_BLANK_PRIVATE: dict[type, list[tuple[str, Callable[[], Any]]]] = {}
 
 
 class UnknownTopic(LookupError):
@@ -60,26 +85,49 @@ class Event(BaseModel):
     def apply(self, aggregate: Any) -> None:
         """Change the aggregate's state; creation events are applied to a blank instance."""
 
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """An event built by our own code from values already validated (never from stored or journal JSON as such).
+
+        Skips pydantic validation; the instance is the one validation would return for these values (same
+        fields set, same dump): every field must be given, each already of its field's type.
+        """
+        fields = cls.__pydantic_fields__
+        if len(values) != len(fields):
+            raise TypeError(f"{cls.__qualname__}.trusted needs exactly the fields {sorted(fields)}")
+        state = {name: values[name] for name in fields}  # KeyError names a missing field
+        event = cls.__new__(cls)
+        _set(event, "__dict__", state)
+        _set(event, "__pydantic_fields_set__", set(state))
+        _set(event, "__pydantic_extra__", None)
+        _set(event, "__pydantic_private__", None)
+        return event
+
     def mutate(self, aggregate: "Aggregate | None") -> "Aggregate":
         if aggregate is None:
-            aggregate = _OWNERS[type(self)].model_construct()
-            aggregate.id = self.originator_id
-            aggregate.created_on = self.timestamp
+            aggregate = _OWNERS[type(self)]._blank()
+            aggregate.__dict__["id"] = self.originator_id
+            aggregate.__dict__["created_on"] = self.timestamp
+            aggregate.__pydantic_fields_set__.update(("id", "created_on"))
         elif self.originator_version != aggregate.version + 1:
             raise ValueError(
                 f"event version {self.originator_version} does not follow aggregate version {aggregate.version}"
             )
         self.apply(aggregate)
-        aggregate.version = self.originator_version
-        aggregate.modified_on = self.timestamp
+        # What pydantic's __setattr__ does for these (no validate_assignment), without its per-call dispatch.
+        state = aggregate.__dict__
+        state["version"] = self.originator_version
+        state["modified_on"] = self.timestamp
+        aggregate.__pydantic_fields_set__.update(("version", "modified_on"))
         return aggregate
 
     def to_state(self) -> bytes:
         """The bytes stored for this event (hashed into the log exactly as stored)."""
-        state = self.model_dump(mode="json", exclude={"originator_id", "originator_version"})
+        state = self.model_dump(mode="json")  # then drop the two fields: cheaper than pydantic's exclude
+        del state["originator_id"], state["originator_version"]
         if self.CLASS_VERSION > 1:
             state["_v"] = self.CLASS_VERSION
-        return CANONICAL_JSON.encode(state).encode("utf-8")
+        return canonical_json(state).encode("utf-8")
 
     @classmethod
     def from_state(cls, originator_id: UUID, originator_version: int, state: bytes) -> Self:
@@ -111,31 +159,82 @@ class Aggregate(BaseModel):
             if isinstance(value, type) and issubclass(value, Event) and value.TOPIC:
                 _OWNERS[value] = cls
 
-    def trigger(self, event_class: type[Event], *, at: datetime | None = None, **fields: Any) -> Event:
+    @classmethod
+    def _blank(cls) -> Self:
+        """`model_construct()` (every field its default, none set, private attributes initialised), without its
+        per-field alias and default resolution: every aggregate of a batch starts here."""
+        plan = _BLANK_PLANS.get(cls)
+        if plan is None:
+            plan = _BLANK_PLANS[cls] = _blank_plan(cls)
+        if plan is False:
+            return cls.model_construct()
+        aggregate = cls.__new__(cls)
+        _set(aggregate, "__dict__", {n: d if shared else smart_deepcopy(d) for n, d, shared in plan})
+        _set(aggregate, "__pydantic_fields_set__", set())
+        _set(aggregate, "__pydantic_extra__", None)
+        _set(aggregate, "__pydantic_private__", {n: factory() for n, factory in _BLANK_PRIVATE[cls]})
+        return aggregate
+
+    def trigger(
+        self, event_class: type[Event], *, at: datetime | None = None, trusted: bool = False, **fields: Any
+    ) -> Event:
+        """Record a new event; `trusted` builds it with Event.trusted (values our code made from validated ones)."""
         if _OWNERS.get(event_class) is not type(self):
             raise TypeError(f"{event_class.__qualname__} is not an event of {type(self).__qualname__}")
-        event = event_class(
+        event = (event_class.trusted if trusted else event_class)(
             originator_id=self.id,
             originator_version=self.version + 1,
             timestamp=at or utc_now(),
             **fields,
         )
         event.mutate(self)
-        self._pending.append(event)
+        self.__pydantic_private__["_pending"].append(event)  # self._pending, without BaseModel.__getattr__
         return event
 
     @classmethod
-    def create(cls, aggregate_id: UUID, event_class: type[Event], *, at: datetime | None = None, **fields: Any) -> Self:
+    def create(
+        cls, aggregate_id: UUID, event_class: type[Event], *, at: datetime | None = None, trusted: bool = False,
+        **fields: Any,
+    ) -> Self:
         if _OWNERS.get(event_class) is not cls:
             raise TypeError(f"{event_class.__qualname__} is not an event of {cls.__qualname__}")
-        event = event_class(originator_id=aggregate_id, originator_version=1, timestamp=at or utc_now(), **fields)
+        event = (event_class.trusted if trusted else event_class)(
+            originator_id=aggregate_id, originator_version=1, timestamp=at or utc_now(), **fields
+        )
         aggregate = event.mutate(None)
-        aggregate._pending.append(event)
+        aggregate.__pydantic_private__["_pending"].append(event)
         return aggregate
 
     def collect_events(self) -> list[Event]:
-        events, self._pending = self._pending, []
+        private = self.__pydantic_private__
+        events, private["_pending"] = private["_pending"], []
         return events
+
+    def has_pending(self) -> bool:
+        """Whether events were triggered since the last collect_events."""
+        return bool(self.__pydantic_private__["_pending"])
+
+
+def _blank_plan(cls: type[Aggregate]) -> list[tuple[str, Any, bool]] | bool:
+    """(name, default, shared) per field for Aggregate._blank, or False where only model_construct will do."""
+    # pydantic's post-init of an aggregate subclass wraps its base's, which initialises private attributes only.
+    post_init = inspect.unwrap(cls.model_post_init)
+    if cls.__pydantic_post_init__ and getattr(post_init, "__code__", None) is not init_private_attributes.__code__:
+        return False
+    if any(p.default_factory_takes_validated_data for p in cls.__private_attributes__.values()):
+        return False
+    private = []
+    for name, attribute in cls.__private_attributes__.items():
+        if attribute.default_factory is None:
+            return False
+        private.append((name, attribute.default_factory))
+    _BLANK_PRIVATE[cls] = private
+    plan = []
+    for name, info in cls.__pydantic_fields__.items():
+        if info.is_required() or info.default_factory is not None or info.alias not in (None, name) or info.validation_alias:
+            return False
+        plan.append((name, info.default, isinstance(info.default, _SHARED_DEFAULT_TYPES)))
+    return plan
 
 
 class Snapshot(Event):

@@ -253,6 +253,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainWriter):
             f"INSERT INTO {log} (seq, leaf, leaf_hash, originator_id, originator_version) VALUES (?, ?, ?, ?, ?)"
         )
         self.log_size_statement = f"SELECT COALESCE(MAX(seq) + 1, 0) FROM {log}"
+        self.select_max_rowid_statement = f"SELECT MAX(rowid) FROM {self.events_table_name}"
         select_batch = (
             f"SELECT l.seq, l.leaf, l.leaf_hash, e.state FROM {log} AS l "
             f"LEFT JOIN {self.events_table_name} AS e "
@@ -295,7 +296,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainWriter):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         request = self.chain_request(stored_events, kwargs)
-        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        notification_ids = self._insert_stored_events(c, stored_events)
         if request is None:
             return notification_ids
         c.execute(self.select_head_statement)
@@ -315,6 +316,27 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainWriter):
             ],
         )
         return notification_ids
+
+    def _insert_stored_events(self, c: sqlite3.Cursor, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """eventsourcing's insert (same rows, same statement) as one executemany instead of one execute per event.
+
+        Its notification ids are the rowids SQLite gives the rows: one more than the table's largest rowid
+        before each insert (https://sqlite.org/autoinc.html), so first..first+n-1 in this write-locked
+        transaction; checked after the insert all the same.
+        """
+        if not stored_events:
+            return []
+        c.execute(self.select_max_rowid_statement)
+        first = (c.fetchone()[0] or 0) + 1
+        c.executemany(
+            self.insert_events_statement,
+            [(self._stored_originator_id(s), s.originator_version, s.topic, s.state) for s in stored_events],
+        )
+        last = first + len(stored_events) - 1
+        c.execute(self.select_max_rowid_statement)
+        if c.fetchone()[0] != last:
+            raise ProgrammingError(f"{self.events_table_name}: rowids of the inserted events are not {first}..{last}")
+        return list(range(first, last + 1))
 
     @staticmethod
     def _stored_originator_id(stored_event: StoredEvent) -> str:
