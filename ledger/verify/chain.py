@@ -376,8 +376,7 @@ class _Run:
             self.add(Finding(seq, "head", "this entry differs from the one the previous verification ended at"))
 
     def signer_ok(self, signer: str, seq: int, day) -> _Key | None:
-        """The signer's key when it is valid at seq and, for a holder's key, `day` is within the holder's tenure
-        (fast_entry's key and tenure conditions, which stay inlined there for the sequential path)."""
+        """The signer's key when it is valid at seq and, for a holder's key, `day` is within the holder's tenure."""
         key = self.ring.keys.get(signer)
         if key is None or key.valid_from > seq or (key.revoked_at is not None and seq > key.revoked_at) or key.role != SIGNER_ROLE:
             return None
@@ -392,16 +391,9 @@ class _Run:
 
     def fast_entry(self, seq: int, leaf: bytes, parsed: tuple, day, verdict) -> bool:
         """True when the signer key, tenure and signature of an otherwise clean, ordinary entry all pass."""
-        key = self.ring.keys.get(parsed[4])
-        if key is None or key.valid_from > seq or (key.revoked_at is not None and seq > key.revoked_at) or key.role != SIGNER_ROLE:
+        key = self.signer_ok(parsed[4], seq, day)
+        if key is None:
             return False
-        if key.holder is not None:
-            tenure = self.officials.get(key.holder)
-            if tenure is not None:
-                if day.__class__ is str:
-                    return False
-                if (tenure.term_start is not None and day < tenure.term_start) or (tenure.handover is not None and day > tenure.handover):
-                    return False
         if not self.signatures:
             return True
         if verdict is not None and verdict[0] == key.public_key:
