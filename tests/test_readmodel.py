@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -14,7 +15,16 @@ from hypothesis import strategies as st
 import qinghe_expected as qe
 from conftest import FIXTURES, make_signer
 from ledger.domain.journal import journal_record_adapter
-from ledger.projections.readmodel import LedgerProjection, ReadModel, ReadModelError, rebuild_read_model, update_read_model
+from ledger.projections.readmodel import (
+    LedgerProjection,
+    ReadModel,
+    ReadModelError,
+    _fen,
+    _json_approvals,
+    _json_strings,
+    rebuild_read_model,
+    update_read_model,
+)
 from ledger.store.application import LedgerApplication
 from test_qinghe_import import load_qinghe
 
@@ -137,3 +147,18 @@ def test_any_interleaving_of_appends_and_runs_equals_a_full_rebuild(tmp_path_fac
     assert model.dump() == fresh_dump(app, str(directory / "rebuilt.sqlite"))
     model.close()
     app.close()
+
+
+def test_stored_amounts_become_fen_and_a_malformed_one_is_refused():
+    assert [_fen(a) for a in ("0.00", "2316.16", "-0.50", "-12.30", "100000000.01")] == [0, 231616, -50, -1230, 10000000001]
+    with pytest.raises(ReadModelError, match="'1.5' does not have two decimals"):
+        _fen("1.5")
+
+
+# Stored states have sorted keys; the column has always held the approvals in the Approval model's field order.
+@given(st.lists(st.text()), st.lists(st.fixed_dictionaries({"date": st.text(), "person": st.text(), "role": st.text()})))
+def test_json_columns_keep_the_text_json_dumps_gives(strings, approvals):
+    assert _json_strings(strings) == json.dumps(strings, ensure_ascii=False)
+    assert _json_approvals(approvals) == json.dumps(
+        [{"role": a["role"], "person": a["person"], "date": a["date"]} for a in approvals], ensure_ascii=False
+    )

@@ -130,12 +130,17 @@ class Event(BaseModel):
         return canonical_json(state).encode("utf-8")
 
     @classmethod
-    def from_state(cls, originator_id: UUID, originator_version: int, state: bytes) -> Self:
-        data = json.loads(state)
+    def upcast_state(cls, data: dict) -> dict:
+        """A decoded stored state (without the id fields) brought to this class's current version."""
         version = data.pop("_v", 1)
         while version < cls.CLASS_VERSION:
             data = getattr(cls, f"upcast_v{version}_v{version + 1}")(data)
             version += 1
+        return data
+
+    @classmethod
+    def from_state(cls, originator_id: UUID, originator_version: int, state: bytes) -> Self:
+        data = cls.upcast_state(json.loads(state))
         data["originator_id"] = originator_id
         data["originator_version"] = originator_version
         return cls.model_validate(data)

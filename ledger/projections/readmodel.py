@@ -19,13 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import singledispatchmethod
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from eventsourcing.projection import Projection
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -38,7 +36,6 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -46,7 +43,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..domain.aggregates import (
@@ -56,13 +52,13 @@ from ..domain.aggregates import (
     Disclosure,
     Ledger,
     Period,
-    PostingLine,
     Resource,
     TownshipApproval,
     Voucher,
 )
-from ..domain.charts import Chart, load_chart
-from ..domain.money import CENT, ZERO, money
+from ..domain.charts import load_chart
+from ..domain.journal import Approval
+from ..domain.money import CENT, money
 from .balances import CLOSING, OPENING, VOUCHER, Posting
 
 CASH, BANK = "cash", "bank"
@@ -75,8 +71,6 @@ CLAIM_ACCOUNTS = {
 OPENING_VOUCHER = "OPENING"
 REVERSAL = "reversal"
 FUND_COLUMNS = ("opening", "receipts", "payments", "transfers_in", "transfers_out")
-# The backends the read model supports; both spell "add to the row already there" as ON CONFLICT DO UPDATE.
-_DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class Money(TypeDecorator):
@@ -361,14 +355,21 @@ class ReadModel(TrackingRecorder):
         self.schema = schema
         self.engine: Engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
-            # eventsourcing may hold the same file; wait for its write lock instead of failing at once.
             @event.listens_for(self.engine, "connect")
-            def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+            def _sqlite_settings(dbapi_connection: Any, _record: Any) -> None:
+                # eventsourcing may hold the same file; wait for its write lock instead of failing at once.
                 dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+                # Write-ahead log (what eventsourcing uses for the ledger's own file): a commit costs one sync, and
+                # readers of the disclosure tables never wait for the job. NORMAL sync in WAL mode keeps every
+                # batch atomic with its tracking position; a power cut can only lose the last batches, which the
+                # next run redoes.
+                dbapi_connection.execute("PRAGMA journal_mode = WAL")
+                dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
         else:
             self.engine = self.engine.execution_options(schema_translate_map={None: schema})
         self._connection: Connection | None = None
+        self._statements: dict[tuple[str, str, tuple[str, ...]], str] = {}
         self.create_tables()
 
     def create_tables(self) -> None:
@@ -400,6 +401,49 @@ class ReadModel(TrackingRecorder):
         if self._connection is None:
             raise ReadModelError("read-model rows are written only inside ReadModel.transaction()")
         return self._connection
+
+    # -- batch writes through the driver: rows arrive as tuples already in the columns' stored form ----------------
+
+    def execute_many(self, statement: str, rows: list[tuple]) -> None:
+        self.connection.exec_driver_sql(statement, rows)
+
+    def insert_sql(self, table: Table) -> str:
+        return self._statement("insert", table, ())
+
+    def update_sql(self, table: Table, columns: tuple[str, ...]) -> str:
+        """UPDATE table SET columns WHERE aggregate_id; parameters are the new values, then the aggregate id."""
+        return self._statement("update", table, columns)
+
+    def add_to_sql(self, table: Table) -> str:
+        """Insert rows keyed by the table's primary key, adding their other columns to a row already there."""
+        return self._statement("add_to", table, ())
+
+    def _statement(self, kind: str, table: Table, columns: tuple[str, ...]) -> str:
+        key = kind, table.name, columns
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = self._build_statement(kind, table, columns)
+        return statement
+
+    def _build_statement(self, kind: str, table: Table, columns: tuple[str, ...]) -> str:
+        preparer = self.engine.dialect.identifier_preparer
+        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        name = preparer.quote(table.name)
+        target = f"{preparer.quote_schema(self.schema)}.{name}" if self.schema else name
+        every = [preparer.quote(c.name) for c in table.c]
+        if kind == "update":
+            assignments = ", ".join(f"{preparer.quote(c)} = {marker}" for c in columns)
+            return f"UPDATE {target} SET {assignments} WHERE aggregate_id = {marker}"
+        insert_rows = f"INSERT INTO {target} ({', '.join(every)}) VALUES ({', '.join([marker] * len(every))})"
+        if kind == "insert":
+            return insert_rows
+        keys = ", ".join(preparer.quote(c.name) for c in table.primary_key)
+        sums = ", ".join(
+            f"{preparer.quote(c.name)} = {name}.{preparer.quote(c.name)} + excluded.{preparer.quote(c.name)}"
+            for c in table.c
+            if not c.primary_key
+        )
+        return f"{insert_rows} ON CONFLICT ({keys}) DO UPDATE SET {sums}"
 
     def insert_tracking(self, tracking: Tracking) -> None:
         """Move the position forward; refuse (and so roll the batch back) if another job moved it meanwhile."""
@@ -468,125 +512,185 @@ class _Batch:
     """One batch's writes, held in memory until the batch ends and then written in a few set-based statements."""
 
     def __init__(self) -> None:
-        self.rows: dict[Table, list[dict[str, Any]]] = defaultdict(list)
-        # SET values of rows written by earlier batches, with the aggregate id they are keyed by.
-        self.updates: dict[Table, list[dict[str, Any]]] = defaultdict(list)
-        # This batch's rows by aggregate id, for later events of the same batch that update or look them up.
-        self.by_aggregate: dict[tuple[Table, str], list[dict[str, Any]]] = defaultdict(list)
-        self.vouchers: dict[str, dict[str, Any]] = {}
-        self.funds: dict[tuple[str, str], dict[str, Decimal]] = {}
-        self.categories: dict[tuple[str, str, str], Decimal] = defaultdict(lambda: ZERO)
+        self.rows: dict[Table, list[tuple]] = defaultdict(list)  # each row in its table's column order
+        self.updates: dict[tuple[Table, tuple[str, ...]], list[tuple]] = defaultdict(list)  # SET values + aggregate id
+        self.vouchers: dict[str, tuple[str | None, str | None, str | None]] = {}  # decision, contract, counterparty
+        self.funds: dict[tuple[str, str], list[int]] = {}  # FUND_COLUMNS in 分
+        self.categories: dict[tuple[str, str, str], int] = defaultdict(int)  # 分
 
 
-class LedgerProjection(Projection[ReadModel]):
-    """Gathers each batch's rows in memory; write_pending puts them into the view's current transaction."""
+def _fen(amount: str) -> int:
+    """An amount as stored ("-12.30": plain digits, a point, two decimals) in 分, the read model's unit."""
+    if amount[-3:-2] != ".":
+        raise ReadModelError(f"stored amount {amount!r} does not have two decimals")
+    return int(amount[:-3] + amount[-2:])
+
+
+def _optional_fen(amount: str | None) -> int | None:
+    return None if amount is None else _fen(amount)
+
+
+def _row(table: Table, **values: Any) -> tuple:
+    """The row's values in the table's column order (every column given: a missing one is a KeyError)."""
+    return tuple(values[column.name] for column in table.c)
+
+
+_json_value = json.JSONDecoder().decode
+_json_string = json.encoder.encode_basestring  # a str as json.dumps(..., ensure_ascii=False) writes it
+APPROVAL_KEYS = tuple((field, _json_string(field) + ": ") for field in Approval.model_fields)
+
+
+def _json_strings(values: Sequence[str]) -> str:
+    """json.dumps(values, ensure_ascii=False) of a list of strings (the text the column has always held)."""
+    return "[" + ", ".join(map(_json_string, values)) + "]"
+
+
+def _json_approvals(approvals: Sequence[dict]) -> str:
+    """json.dumps of the approvals as pydantic dumps them (Approval's field order), ensure_ascii=False."""
+    return "[" + ", ".join(
+        "{" + ", ".join(key + _json_string(approval[field]) for field, key in APPROVAL_KEYS) + "}" for approval in approvals
+    ) + "]"
+
+
+class LedgerProjection:
+    """Turns the stored events of the projected topics into rows, a batch at a time.
+
+    It reads stored states as the log holds them (JSON, brought to the current class version), not domain events:
+    the events were validated when they were written and are covered by the log's signatures, and decoding them
+    through pydantic cost more than everything else the rebuild does. write_pending puts a batch's rows into the
+    read model's current transaction, the one that also moves the tracking position.
+    """
 
     name = "ledger_read_model"
     topics = TOPICS
 
     def __init__(self, view: ReadModel, chart: str):
-        super().__init__(view)
+        self.view = view
         self.chart = load_chart(chart)  # opening balances carry no chart of their own
         self._batch = _Batch()
+        self._top_codes: dict[str, dict[str, str]] = {}  # chart → code → top-level code
+        # Facts that never change once registered, kept for the run: aggregate id → asset no / decision id.
+        self._asset_nos: dict[str, str] = {}
+        self._decision_ids: dict[str, str] = {}
+        self._handlers = {
+            Ledger.OpeningBalancesRecorded.TOPIC: (Ledger.OpeningBalancesRecorded, self._opening),
+            Voucher.Posted.TOPIC: (Voucher.Posted, self._posted),
+            Voucher.Reversed.TOPIC: (Voucher.Reversed, self._reversed),
+            Voucher.MarkedReversed.TOPIC: (Voucher.MarkedReversed, self._marked_reversed),
+            Period.Opened.TOPIC: (Period.Opened, self._period_opened),
+            Period.Closed.TOPIC: (Period.Closed, self._period_closed),
+            Contract.Signed.TOPIC: (Contract.Signed, self._contract),
+            Asset.Registered.TOPIC: (Asset.Registered, self._asset),
+            Asset.Depreciated.TOPIC: (Asset.Depreciated, self._depreciated),
+            Asset.Leased.TOPIC: (Asset.Leased, self._leased),
+            Asset.Disposed.TOPIC: (Asset.Disposed, self._disposed),
+            Resource.Registered.TOPIC: (Resource.Registered, self._resource),
+            Decision.Opened.TOPIC: (Decision.Opened, self._decision),
+            Decision.StepRecorded.TOPIC: (Decision.StepRecorded, self._step),
+            TownshipApproval.Recorded.TOPIC: (TownshipApproval.Recorded, self._approval),
+            Disclosure.Published.TOPIC: (Disclosure.Published, self._disclosure),
+        }
+        if set(self._handlers) != set(TOPICS):
+            raise ReadModelError("the projected topics and their handlers differ")
 
-    @singledispatchmethod
-    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        raise ReadModelError(f"no read-model handler for {type(domain_event).__qualname__} at notification {tracking.notification_id}")
+    def process(self, notification_id: int, aggregate_id: str, version: int, topic: str, state: bytes) -> None:
+        """Project one stored event (a row of the recorder's select_event_rows)."""
+        try:
+            event_class, handler = self._handlers[topic]
+        except KeyError:
+            raise ReadModelError(f"no read-model handler for topic {topic!r} at notification {notification_id}") from None
+        data = _json_value(state.decode())
+        if "_v" in data or event_class.CLASS_VERSION > 1:
+            data = event_class.upcast_state(data)
+        handler(notification_id, aggregate_id, version, data)
 
-    # -- the batch: rows kept until write_pending -----------------------------------------------------------------
+    def write_pending(self) -> None:
+        """Write the batch into the view's transaction: inserts, then updates, then the added sums.
 
-    def _insert(self, table: Table, row: dict[str, Any], aggregate_id: str | None = None) -> None:
+        Updates follow the inserts: an update of a row this batch inserted then finds it, as it would have had each
+        event been written at once. Fund and category sums are added to the stored ones.
+        """
+        view = self.view
+        batch, self._batch = self._batch, _Batch()
+        for table, rows in batch.rows.items():
+            view.execute_many(view.insert_sql(table), rows)
+        for (table, columns), rows in batch.updates.items():
+            view.execute_many(view.update_sql(table, columns), rows)
+        if batch.funds:
+            view.execute_many(view.add_to_sql(fund_month_table), [(*key, *sums) for key, sums in batch.funds.items()])
+        if batch.categories:
+            view.execute_many(
+                view.add_to_sql(fund_category_table), [(*key, amount) for key, amount in batch.categories.items()]
+            )
+
+    def _insert(self, table: Table, row: tuple) -> None:
         self._batch.rows[table].append(row)
-        if aggregate_id is not None:
-            self._batch.by_aggregate[table, aggregate_id].append(row)
 
     def _update(self, table: Table, aggregate_id: str, **values: Any) -> None:
-        """UPDATE … WHERE aggregate_id: this batch's rows at once, earlier batches' rows when the batch is written."""
-        for row in self._batch.by_aggregate.get((table, aggregate_id), ()):
-            row.update(values)
-        self._batch.updates[table].append({"target_aggregate_id": aggregate_id, **values})
+        """UPDATE … SET values WHERE aggregate_id, when the batch is written."""
+        self._batch.updates[table, tuple(values)].append((*values.values(), aggregate_id))
 
     def _key_of(self, column: Column, aggregate_id: str) -> Any:
-        """`column` of the row of an aggregate (unique per aggregate in its table), or None."""
-        pending = self._batch.by_aggregate.get((column.table, aggregate_id))
-        if pending:
-            return pending[0][column.name]
+        """`column` of the row of an aggregate (unique per aggregate in its table) written by an earlier batch."""
         return self.view.connection.execute(
             select(column).where(column.table.c.aggregate_id == aggregate_id)
         ).scalar_one_or_none()
 
-    def write_pending(self) -> None:
-        """Write the batch into the view's transaction (the one that also moves the tracking position).
+    def _chart_tops(self, chart: str) -> dict[str, str]:
+        return self._top_codes.setdefault(chart, {})
 
-        Updates go first so that, as when each event was written at once, they reach only rows of earlier
-        batches; this batch's rows already carry them. Fund and category sums are added to the stored ones.
-        """
-        conn = self.view.connection
-        batch, self._batch = self._batch, _Batch()
-        for table, values in batch.updates.items():
-            conn.execute(update(table).where(table.c.aggregate_id == bindparam("target_aggregate_id")), values)
-        for table in READ_MODEL_TABLES:
-            if batch.rows.get(table):
-                conn.execute(insert(table), batch.rows[table])
-        if batch.funds:
-            _add_to(conn, fund_month_table, [{"period": p, "fund": f, **sums} for (p, f), sums in batch.funds.items()])
-        if batch.categories:
-            _add_to(
-                conn,
-                fund_category_table,
-                [{"period": p, "direction": d, "code": c, "amount": a} for (p, d, c), a in batch.categories.items()],
-            )
+    def _top_code(self, chart: str, code: str) -> str:
+        top = self._chart_tops(chart)[code] = load_chart(chart).top_level(code).code
+        return top
 
     # -- vouchers and fund movements ----------------------------------------------------------------------------
 
-    @process_event.register
-    def _opening(self, e: Ledger.OpeningBalancesRecorded, tracking: Tracking) -> None:
+    def _opening(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         self._voucher(
-            tracking, aggregate_id=str(e.originator_id), voucher_no=OPENING_VOUCHER, day=e.date, chart=self.chart,
-            kind=OPENING, summary="期初余额", lines=e.lines,
+            notification_id, aggregate_id=aggregate_id, voucher_no=OPENING_VOUCHER, day=e["date"],
+            chart=self.chart.version, kind=OPENING, summary="期初余额", lines=e["lines"],
         )
 
-    @process_event.register
-    def _posted(self, e: Voucher.Posted, tracking: Tracking) -> None:
+    def _posted(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         self._voucher(
-            tracking, aggregate_id=str(e.originator_id), voucher_no=e.voucher_no, day=e.date, chart=load_chart(e.chart),
-            kind=CLOSING if e.closing else VOUCHER, summary=e.summary, lines=e.lines, decision=e.decision,
-            contract=e.contract, counterparty=e.counterparty, tags=e.tags, approvals=[a.model_dump(mode="json") for a in e.approvals],
-            attachments=e.attachments,
+            notification_id, aggregate_id=aggregate_id, voucher_no=e["voucher_no"], day=e["date"], chart=e["chart"],
+            kind=CLOSING if e["closing"] else VOUCHER, summary=e["summary"], lines=e["lines"], decision=e["decision"],
+            contract=e["contract"], counterparty=e["counterparty"], tags=e["tags"], approvals=e["approvals"],
+            attachments=e["attachments"],
         )
 
-    @process_event.register
-    def _reversed(self, e: Voucher.Reversed, tracking: Tracking) -> None:
-        original = self._batch.vouchers.get(e.reverses) or self.view.connection.execute(
+    def _reversed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        reverses = e["reverses"]
+        original = self._batch.vouchers.get(reverses) or self.view.connection.execute(
             select(voucher_table.c.decision, voucher_table.c.contract, voucher_table.c.counterparty).where(
-                voucher_table.c.voucher_no == e.reverses
+                voucher_table.c.voucher_no == reverses
             )
-        ).mappings().first()
+        ).first()
         if original is None:
-            raise ReadModelError(f"notification {tracking.notification_id}: {e.voucher_no} reverses unknown voucher {e.reverses}")
+            raise ReadModelError(f"notification {notification_id}: {e['voucher_no']} reverses unknown voucher {reverses}")
+        decision, contract, counterparty = original
         # The red lines undo the original's references too (a reversed contract receipt is no longer received).
         self._voucher(
-            tracking, aggregate_id=str(e.originator_id), voucher_no=e.voucher_no, day=e.date, chart=load_chart(e.chart),
-            kind=REVERSAL, summary=e.summary, lines=e.lines, reverses=e.reverses, decision=original["decision"],
-            contract=original["contract"], counterparty=original["counterparty"], tags=e.tags,
-            approvals=[a.model_dump(mode="json") for a in e.approvals], attachments=e.attachments,
+            notification_id, aggregate_id=aggregate_id, voucher_no=e["voucher_no"], day=e["date"], chart=e["chart"],
+            kind=REVERSAL, summary=e["summary"], lines=e["lines"], reverses=reverses, decision=decision,
+            contract=contract, counterparty=counterparty, tags=e["tags"], approvals=e["approvals"],
+            attachments=e["attachments"],
         )
 
-    @process_event.register
-    def _marked_reversed(self, e: Voucher.MarkedReversed, tracking: Tracking) -> None:
-        self._update(voucher_table, str(e.originator_id), reversed_by=e.reversed_by)
+    def _marked_reversed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._update(voucher_table, aggregate_id, reversed_by=e["reversed_by"])
 
     def _voucher(
         self,
-        tracking: Tracking,
+        notification_id: int,
         *,
         aggregate_id: str,
         voucher_no: str,
-        day: date,
-        chart: Chart,
+        day: str,
+        chart: str,
         kind: str,
         summary: str,
-        lines: Sequence[PostingLine],
+        lines: Sequence[dict],
         reverses: str | None = None,
         decision: str | None = None,
         contract: str | None = None,
@@ -595,210 +699,157 @@ class LedgerProjection(Projection[ReadModel]):
         approvals: Sequence[dict] = (),
         attachments: Sequence[str] = (),
     ) -> None:
-        period = month_of(day)
-        tops = [chart.top_level(line.code).code for line in lines]
-        funds = [FUND_OF_ACCOUNT.get(top) for top in tops]
-        is_transfer = kind != OPENING and all(funds)
-        receipts = sum((line.debit for line, fund in zip(lines, funds) if fund), ZERO)
-        payments = sum((line.credit for line, fund in zip(lines, funds) if fund), ZERO)
-        cash_payments = sum((line.credit for line, fund in zip(lines, funds) if fund == CASH), ZERO)
-        row = {
-            "voucher_no": voucher_no, "aggregate_id": aggregate_id, "notification_id": tracking.notification_id, "date": day,
-            "period": period, "chart": chart.version, "kind": kind, "summary": summary, "reverses": reverses, "reversed_by": None,
-            "decision": decision, "contract": contract, "counterparty": counterparty,
-            "tags": json.dumps(list(tags), ensure_ascii=False), "approvals": json.dumps(list(approvals), ensure_ascii=False),
-            "attachments": json.dumps(list(attachments), ensure_ascii=False), "is_transfer": is_transfer,
-            "fund_receipts": ZERO if is_transfer or kind == OPENING else receipts,
-            "fund_payments": ZERO if is_transfer or kind == OPENING else payments,
-            "cash_payments": ZERO if is_transfer or kind == OPENING else cash_payments,
-        }
-        self._insert(voucher_table, row, aggregate_id)
-        self._batch.vouchers[voucher_no] = row
-        posting_kind = VOUCHER if kind == REVERSAL else kind
-        claim_codes = CLAIM_ACCOUNTS[chart.version]
-        for line_no, (line, top, fund) in enumerate(zip(lines, tops, funds), start=1):
-            self._insert(
-                voucher_line_table,
-                {
-                    "voucher_no": voucher_no, "line_no": line_no, "date": day, "chart": chart.version, "kind": posting_kind,
-                    "code": line.code, "top_code": top, "detail": line.detail, "debit": line.debit, "credit": line.credit, "fund": fund,
-                },
-            )
+        period = day[:7]
+        tops_of_chart = self._top_codes.get(chart) or self._chart_tops(chart)
+        # (code, detail, top-level code, fund or None, debit 分, credit 分) per line
+        parsed = []
+        for line in lines:
+            code = line["code"]
+            top = tops_of_chart.get(code) or self._top_code(chart, code)
+            parsed.append((code, line["detail"], top, FUND_OF_ACCOUNT.get(top), _fen(line["debit"]), _fen(line["credit"])))
+        is_transfer = kind != OPENING and all(line[3] for line in parsed)
+        moves_funds = not is_transfer and kind != OPENING
+        receipts = payments = cash_payments = 0
+        for _, _, _, fund, debit, credit in parsed:
             if fund:
+                receipts += debit
+                payments += credit
+                if fund == CASH:
+                    cash_payments += credit
+        batch = self._batch
+        batch.rows[voucher_table].append((
+            voucher_no, aggregate_id, notification_id, day, period, chart, kind, summary, reverses, None, decision,
+            contract, counterparty, _json_strings(tags), _json_approvals(approvals), _json_strings(attachments), is_transfer,
+            receipts if moves_funds else 0, payments if moves_funds else 0, cash_payments if moves_funds else 0,
+        ))
+        batch.vouchers[voucher_no] = (decision, contract, counterparty)
+        posting_kind = VOUCHER if kind == REVERSAL else kind
+        claim_codes = CLAIM_ACCOUNTS[chart]
+        line_rows = batch.rows[voucher_line_table]
+        fund_sums = batch.funds
+        for line_no, (code, detail, top, fund, debit, credit) in enumerate(parsed, start=1):
+            line_rows.append((voucher_no, line_no, day, chart, posting_kind, code, top, detail, debit, credit, fund))
+            if fund:
+                sums = fund_sums.get((period, fund))
+                if sums is None:
+                    sums = fund_sums[period, fund] = [0] * len(FUND_COLUMNS)
                 if kind == OPENING:
-                    self._add_fund(period, fund, opening=line.debit - line.credit)
+                    sums[0] += debit - credit
                 elif is_transfer:
-                    self._add_fund(period, fund, transfers_in=line.debit, transfers_out=line.credit)
+                    sums[3] += debit
+                    sums[4] += credit
                 else:
-                    self._add_fund(period, fund, receipts=line.debit, payments=line.credit)
+                    sums[1] += debit
+                    sums[2] += credit
             if top in claim_codes:
-                self._insert(
-                    claim_movement_table,
-                    {
-                        "voucher_no": voucher_no, "line_no": line_no, "date": day, "code": top, "detail": line.detail,
-                        "amount": line.debit - line.credit,
-                    },
-                )
-        if kind != OPENING and not is_transfer and (receipts or payments):
-            self._categories(period, tops, funds, lines, receipts, payments)
+                batch.rows[claim_movement_table].append((voucher_no, line_no, day, top, detail, debit - credit))
+        if moves_funds and (receipts or payments):
+            self._categories(period, parsed, receipts, payments)
         if contract and receipts and not is_transfer:
-            self._insert(contract_receipt_table, {"voucher_no": voucher_no, "contract_no": contract, "date": day, "amount": receipts})
+            batch.rows[contract_receipt_table].append((voucher_no, contract, day, receipts))
 
-    def _categories(
-        self, period: str, tops: list[str], funds: list[str | None], lines: Sequence[PostingLine], receipts: Decimal,
-        payments: Decimal,
-    ) -> None:
+    def _categories(self, period: str, parsed: list[tuple], receipts: int, payments: int) -> None:
         """Income and expense by the counter-account of the fund movement (for the charts)."""
         categories = self._batch.categories
-        for top, fund, line in zip(tops, funds, lines):
+        for _, _, top, fund, debit, credit in parsed:
             if fund:
                 continue
             if payments and not receipts:
-                categories[period, "expense", top] += line.debit - line.credit
+                categories[period, "expense", top] += debit - credit
             elif receipts and not payments:
-                categories[period, "income", top] += line.credit - line.debit
-            elif line.credit - line.debit > 0:
-                categories[period, "income", top] += line.credit - line.debit
+                categories[period, "income", top] += credit - debit
+            elif credit - debit > 0:
+                categories[period, "income", top] += credit - debit
             else:
-                categories[period, "expense", top] += line.debit - line.credit
-
-    def _add_fund(self, period: str, fund: str, **amounts: Decimal) -> None:
-        sums = self._batch.funds.setdefault((period, fund), dict.fromkeys(FUND_COLUMNS, ZERO))
-        for column, amount in amounts.items():
-            sums[column] += amount
+                categories[period, "expense", top] += debit - credit
 
     # -- periods ------------------------------------------------------------------------------------------------
 
-    @process_event.register
-    def _period_opened(self, e: Period.Opened, tracking: Tracking) -> None:
-        aggregate_id = str(e.originator_id)
-        self._insert(
-            period_table,
-            {
-                "period": e.period, "aggregate_id": aggregate_id, "closed_on": None, "cash_counted": None, "bank_statement": None,
-                "reconciliation_note": None,
-            },
-            aggregate_id,
-        )
+    def _period_opened(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._insert(period_table, (e["period"], aggregate_id, None, None, None, None))
 
-    @process_event.register
-    def _period_closed(self, e: Period.Closed, tracking: Tracking) -> None:
+    def _period_closed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         self._update(
-            period_table, str(e.originator_id), closed_on=e.date, cash_counted=e.cash_counted,
-            bank_statement=e.bank_statement, reconciliation_note=e.reconciliation_note,
+            period_table, aggregate_id, closed_on=e["date"], cash_counted=_fen(e["cash_counted"]),
+            bank_statement=_fen(e["bank_statement"]), reconciliation_note=e["reconciliation_note"],
         )
 
     # -- contracts, assets, resources -----------------------------------------------------------------------------
 
-    @process_event.register
-    def _contract(self, e: Contract.Signed, tracking: Tracking) -> None:
-        self._insert(
-            contract_table,
-            {
-                "contract_no": e.contract_no, "subject_kind": e.subject_kind, "subject_no": e.subject_no,
-                "counterparty": e.counterparty, "counterparty_is_member": e.counterparty_is_member, "signed": e.signed,
-                "start": e.start, "end": e.end, "annual_fee": e.annual_fee, "decision": e.decision,
-                "township_approval": e.township_approval,
-            },
-        )
-        for seq, instalment in enumerate(e.schedule, start=1):
-            self._insert(instalment_table, {"contract_no": e.contract_no, "seq": seq, "due": instalment.due, "amount": instalment.amount})
+    def _contract(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        contract_no = e["contract_no"]
+        self._insert(contract_table, _row(
+            contract_table, contract_no=contract_no, subject_kind=e["subject_kind"], subject_no=e["subject_no"],
+            counterparty=e["counterparty"], counterparty_is_member=e["counterparty_is_member"], signed=e["signed"],
+            start=e["start"], end=e["end"], annual_fee=_fen(e["annual_fee"]), decision=e["decision"],
+            township_approval=e["township_approval"],
+        ))
+        for seq, instalment in enumerate(e["schedule"], start=1):
+            self._insert(instalment_table, (contract_no, seq, instalment["due"], _fen(instalment["amount"])))
 
-    @process_event.register
-    def _asset(self, e: Asset.Registered, tracking: Tracking) -> None:
-        aggregate_id = str(e.originator_id)
-        self._insert(
-            asset_table,
-            {
-                "asset_no": e.asset_no, "aggregate_id": aggregate_id, "name": e.name, "category": e.category, "use": e.use,
-                "cost": e.cost, "residual": e.residual, "in_service": e.in_service, "life_months": e.life_months,
-                "accumulated_at_registration": e.accumulated_depreciation, "disposed": None, "disposal_method": None,
-            },
-            aggregate_id,
-        )
+    def _asset(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._asset_nos[aggregate_id] = e["asset_no"]
+        self._insert(asset_table, _row(
+            asset_table, asset_no=e["asset_no"], aggregate_id=aggregate_id, name=e["name"], category=e["category"],
+            use=e["use"], cost=_fen(e["cost"]), residual=_fen(e["residual"]), in_service=e["in_service"],
+            life_months=e["life_months"], accumulated_at_registration=_fen(e["accumulated_depreciation"]),
+            disposed=None, disposal_method=None,
+        ))
 
-    def _asset_no(self, e: Any, tracking: Tracking) -> str:
-        asset_no = self._key_of(asset_table.c.asset_no, str(e.originator_id))
+    def _asset_no(self, notification_id: int, aggregate_id: str) -> str:
+        asset_no = self._asset_nos.get(aggregate_id) or self._key_of(asset_table.c.asset_no, aggregate_id)
         if asset_no is None:
-            raise ReadModelError(f"notification {tracking.notification_id}: event of an asset never registered")
+            raise ReadModelError(f"notification {notification_id}: event of an asset never registered")
+        self._asset_nos[aggregate_id] = asset_no
         return asset_no
 
-    @process_event.register
-    def _depreciated(self, e: Asset.Depreciated, tracking: Tracking) -> None:
-        self._insert(
-            asset_depreciation_table,
-            {"asset_no": self._asset_no(e, tracking), "month": e.month, "amount": e.amount, "voucher_no": e.voucher_no},
-        )
+    def _depreciated(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        asset_no = self._asset_no(notification_id, aggregate_id)
+        self._insert(asset_depreciation_table, (asset_no, e["month"], _fen(e["amount"]), e["voucher_no"]))
 
-    @process_event.register
-    def _leased(self, e: Asset.Leased, tracking: Tracking) -> None:
-        self._insert(asset_lease_table, {"asset_no": self._asset_no(e, tracking), "contract_no": e.contract_no})
+    def _leased(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._insert(asset_lease_table, (self._asset_no(notification_id, aggregate_id), e["contract_no"]))
 
-    @process_event.register
-    def _disposed(self, e: Asset.Disposed, tracking: Tracking) -> None:
-        self._update(asset_table, str(e.originator_id), disposed=e.date, disposal_method=e.method)
+    def _disposed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._update(asset_table, aggregate_id, disposed=e["date"], disposal_method=e["method"])
 
-    @process_event.register
-    def _resource(self, e: Resource.Registered, tracking: Tracking) -> None:
-        self._insert(
-            resource_table,
-            {
-                "resource_no": e.resource_no, "kind": e.kind, "name": e.name, "area_mu": str(e.area_mu), "location": e.location,
-                "reference_fee_per_mu_year": e.reference_fee_per_mu_year,
-            },
-        )
+    def _resource(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._insert(resource_table, _row(
+            resource_table, resource_no=e["resource_no"], kind=e["kind"], name=e["name"], area_mu=e["area_mu"],
+            location=e["location"], reference_fee_per_mu_year=_optional_fen(e["reference_fee_per_mu_year"]),
+        ))
 
     # -- democratic decisions and approvals -----------------------------------------------------------------------
 
-    @process_event.register
-    def _decision(self, e: Decision.Opened, tracking: Tracking) -> None:
-        aggregate_id = str(e.originator_id)
-        self._insert(
-            decision_table,
-            {"decision_id": e.decision_id, "aggregate_id": aggregate_id, "title": e.title, "matter": e.matter, "amount": e.amount},
-            aggregate_id,
-        )
+    def _decision(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._decision_ids[aggregate_id] = e["decision_id"]
+        self._insert(decision_table, (e["decision_id"], aggregate_id, e["title"], e["matter"], _optional_fen(e["amount"])))
 
-    @process_event.register
-    def _step(self, e: Decision.StepRecorded, tracking: Tracking) -> None:
-        decision_id = self._key_of(decision_table.c.decision_id, str(e.originator_id))
+    def _step(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        decision_id = self._decision_ids.get(aggregate_id) or self._key_of(decision_table.c.decision_id, aggregate_id)
         if decision_id is None:
-            raise ReadModelError(f"notification {tracking.notification_id}: step of a decision never opened")
-        self._insert(
-            decision_step_table,
-            {
-                "decision_id": decision_id, "version": e.originator_version, "step": e.step, "date": e.date, "body": e.body,
-                "due": e.due, "present": e.present, "votes_for": e.votes_for, "votes_against": e.votes_against,
-                "abstentions": e.abstentions, "note": e.note,
-            },
-        )
+            raise ReadModelError(f"notification {notification_id}: step of a decision never opened")
+        self._decision_ids[aggregate_id] = decision_id
+        self._insert(decision_step_table, _row(
+            decision_step_table, decision_id=decision_id, version=version, step=e["step"], date=e["date"],
+            body=e["body"], due=e["due"], present=e["present"], votes_for=e["votes_for"],
+            votes_against=e["votes_against"], abstentions=e["abstentions"], note=e["note"],
+        ))
 
-    @process_event.register
-    def _approval(self, e: TownshipApproval.Recorded, tracking: Tracking) -> None:
-        self._insert(
-            township_approval_table,
-            {"approval_id": e.approval_id, "subject": e.subject, "matter": e.matter, "date": e.date, "approver": e.approver},
-        )
+    def _approval(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._insert(township_approval_table, _row(
+            township_approval_table, approval_id=e["approval_id"], subject=e["subject"], matter=e["matter"],
+            date=e["date"], approver=e["approver"],
+        ))
 
-    @process_event.register
-    def _disclosure(self, e: Disclosure.Published, tracking: Tracking) -> None:
-        self._insert(
-            disclosure_table,
-            {
-                "period": e.period, "published": e.published, "sha256": e.sha256, "checkpoint_size": e.checkpoint_size,
-                "notification_id": tracking.notification_id,
-            },
-        )
+    def _disclosure(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._insert(disclosure_table, _row(
+            disclosure_table, period=e["period"], published=e["published"], sha256=e["sha256"],
+            checkpoint_size=e["checkpoint_size"], notification_id=notification_id,
+        ))
 
 
-def _add_to(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows keyed by the table's primary key, adding their other columns to a row already there."""
-    statement = _DIALECT_INSERT[conn.dialect.name](table)
-    sums = {c.name: c + statement.excluded[c.name] for c in table.c if not c.primary_key}
-    conn.execute(statement.on_conflict_do_update(index_elements=list(table.primary_key), set_=sums), rows)
-
-
-def update_read_model(app: Any, model: ReadModel, *, batch: int = 500) -> RunResult:
+def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000) -> RunResult:
     """Process every event after the tracked position, one transaction per batch of notifications."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
@@ -806,24 +857,23 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 500) -> RunRes
     start = position = model.start_tracking(LedgerProjection.name, app.origin)
     batches = events = 0
     while True:
-        notifications = app.recorder.select_notifications(position + 1, batch, topics=TOPICS)
-        if not notifications:
+        rows = app.recorder.select_event_rows(position + 1, batch, TOPICS)
+        if not rows:
             break
         with model.transaction():
-            for notification in notifications:
-                tracking = Tracking(app.name, notification.id)
-                projection.process_event(app.mapper.to_domain_event(notification), tracking)
+            for row in rows:
+                projection.process(*row)
             projection.write_pending()
-            model.insert_tracking(Tracking(LedgerProjection.name, notifications[-1].id))
-        position = notifications[-1].id
+            model.insert_tracking(Tracking(LedgerProjection.name, rows[-1][0]))
+        position = rows[-1][0]
         batches += 1
-        events += len(notifications)
-        if len(notifications) < batch:
+        events += len(rows)
+        if len(rows) < batch:
             break
     return RunResult(start=start, end=position, batches=batches, events=events)
 
 
-def rebuild_read_model(app: Any, model: ReadModel, *, batch: int = 500) -> RunResult:
+def rebuild_read_model(app: Any, model: ReadModel, *, batch: int = 2000) -> RunResult:
     """Empty the read model and process the whole log again."""
     model.clear(LedgerProjection.name)
     return update_read_model(app, model, batch=batch)
