@@ -58,15 +58,15 @@ def read_only_app(path: Path):
 
 
 @workload
-def trial_balance(village: int, years: int) -> dict:
-    """Trial balance at the last history day, from the log (LedgerApplication.postings, streamed)."""
-    from ledger.projections.balances import trial_balance as report
+def trial_balance(village: int, years: int, jobs: int = 1) -> dict:
+    """Trial balance at the last history day, from the log (postings streamed; a long log split among `jobs`
+    processes)."""
+    from ledger.reports import trial_balance_report
 
     b = books.book(village, years)
     app = read_only_app(b.ledger)
-    chart = app.chart
     started = time.perf_counter()
-    tb = report(chart, app.postings(), date.fromisoformat(b.end_date), origin=b.origin)
+    tb = trial_balance_report(app, date.fromisoformat(b.end_date), jobs=jobs)
     seconds = time.perf_counter() - started
     if not tb.balanced:
         raise AssertionError("trial balance does not balance")

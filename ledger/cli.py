@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -110,9 +111,14 @@ def cmd_import(args) -> int:
 def cmd_report(args) -> int:
     from .reports import render_report
 
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     app = open_ledger(args.ledger)
     try:
-        text = render_report(app, args.kind, at=args.at, fmt=args.format, account=args.account, include_closing=not args.before_close)
+        text = render_report(
+            app, args.kind, at=args.at, fmt=args.format, account=args.account, include_closing=not args.before_close,
+            jobs=args.jobs or os.cpu_count() or 1,
+        )
     except LookupError as exc:
         raise UsageError(str(exc)) from None
     write_output(text, args.out)
@@ -179,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["json", "csv"], default="json")
     report.add_argument("--account", help="account code (general-ledger)")
     report.add_argument("--before-close", action="store_true", help="leave out the year-end closing vouchers")
+    report.add_argument("--jobs", type=int, help="processes summing a long SQLite log (trial balance; default: all cores)")
     report.add_argument("--out")
     report.set_defaults(func=cmd_report)
 

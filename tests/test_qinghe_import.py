@@ -49,6 +49,29 @@ def test_trial_balances_of_s10_and_s11(qinghe):
     qe.assert_trial_balance(report(qinghe, "trial-balance", "2025-12-31"), qe.TB_2025_12_31_AFTER_CLOSE)
 
 
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_trial_balances_summed_by_several_processes_are_exact(qinghe, jobs, monkeypatch):
+    import ledger.reports as reports
+
+    monkeypatch.setattr(reports, "PARALLEL_FROM_EVENTS", 1)
+    submitted = []
+    submit = reports.ProcessPoolExecutor.submit
+    monkeypatch.setattr(reports.ProcessPoolExecutor, "submit", lambda pool, fn, *a: submitted.append(a[1:3]) or submit(pool, fn, *a))
+    qe.assert_trial_balance(report(qinghe, "trial-balance", "2025-03-31", jobs=jobs), qe.TB_2025_03_31)
+    qe.assert_trial_balance(
+        report(qinghe, "trial-balance", "2025-12-31", include_closing=False, jobs=jobs), qe.TB_2025_12_31_BEFORE_CLOSE
+    )
+    qe.assert_trial_balance(report(qinghe, "trial-balance", "2025-12-31", jobs=jobs), qe.TB_2025_12_31_AFTER_CLOSE)
+    if qinghe.location.startswith("postgresql://"):
+        assert submitted == []  # the server reads the log: one process
+    else:
+        last = qinghe.recorder.max_notification_id()
+        # every notification id after this process's first range, in the workers' ranges, each once
+        ranges = submitted[: jobs - 1]
+        assert ranges[0][0] == 1 + last // jobs and ranges[-1][1] == last + 1
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+
+
 def test_balance_sheet_and_income_statement_of_s11(qinghe):
     qe.assert_balance_sheet(
         report(qinghe, "balance-sheet", "2025-12-31"), qe.BS_2025_12_31["2023"], at="2025-12-31", chart="2023"

@@ -624,6 +624,14 @@ def trial_balance(
     chart: Chart, postings: Iterable[Posting], at: dt.date, *, origin: str, include_closing: bool = True
 ) -> TrialBalance:
     """Trial balance at `at`; include_closing=False gives the view before that day's closing entries."""
+    return trial_balance_of_nets(chart, trial_balance_nets(chart, postings, at, include_closing), at, origin=origin)
+
+
+def trial_balance_nets(
+    chart: Chart, postings: Iterable[Posting], at: dt.date, include_closing: bool = True
+) -> dict[str, Decimal]:
+    """Debit-positive net of each top-level account over the postings: the trial balance's sums, which readers of
+    parts of the log can add together."""
     nets: dict[str, Decimal] = defaultdict(lambda: ZERO)
     # A whole history names a few hundred accounts: each is checked and resolved to its top level once.
     top_of: dict[str, str] = {}
@@ -635,6 +643,10 @@ def trial_balance(
         if p.date > at or (not include_closing and p.kind == CLOSING and p.date == at):
             continue
         nets[top] += p.debit - p.credit
+    return dict(nets)
+
+
+def trial_balance_of_nets(chart: Chart, nets: dict[str, Decimal], at: dt.date, *, origin: str) -> TrialBalance:
     rows = tuple(
         TrialBalanceRow(code, chart[code].name_zh, max(net, ZERO), max(-net, ZERO))
         for code, net in sorted(nets.items())

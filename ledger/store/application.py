@@ -378,21 +378,26 @@ class LedgerApplication(Application):
                 return
             start = notifications[-1].id + 1
 
-    def _states(self, topics: tuple[str, ...], *, batch: int = 2000) -> Iterator[tuple[str, bytes]]:
-        """(topic, state) of the stored events of the given topics in log order, read in batches."""
-        start = 1
+    def _states(
+        self, topics: tuple[str, ...], *, start: int = 1, stop: int | None = None, batch: int = 2000
+    ) -> Iterator[tuple[str, bytes]]:
+        """(topic, state) of the stored events of the given topics with start <= notification id < stop, in log
+        order, read in batches."""
         while True:
             rows = self.recorder.select_states(start, batch, topics)
             for row in rows:
+                if stop is not None and row[0] >= stop:
+                    return
                 yield row[1], row[2]
             if len(rows) < batch:
                 return
             start = rows[-1][0] + 1
 
-    def postings(self) -> Iterator[Posting]:
-        """Every posting line (opening balances, vouchers, reversals) in log order."""
+    def postings(self, start: int = 1, stop: int | None = None) -> Iterator[Posting]:
+        """Every posting line (opening balances, vouchers, reversals) in log order; of the events with
+        start <= notification id < stop when given (a reader can split the log among processes)."""
         chart = None
-        for topic, stored in self._states(POSTING_TOPICS):
+        for topic, stored in self._states(POSTING_TOPICS, start=start, stop=stop):
             state = json.loads(stored)
             if topic == Ledger.OpeningBalancesRecorded.TOPIC:
                 chart = chart or self.ledger().chart
