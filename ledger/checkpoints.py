@@ -30,12 +30,16 @@ from .crypto.note import Ed25519Signer, NoteSignature, format_note, parse_note, 
 from .domain.aggregates import Ledger, Period
 from .domain.validation import Problem, Rejected
 from .store.application import LedgerApplication
+from .store.recorders import LogRecord
 from .witness import HTTPWitness, OldSizeMismatch, Witness, WitnessError, init_witness_state
 
 CHECKPOINT_TOPIC = Ledger.CheckpointRecorded.TOPIC
 PERIOD_CLOSED_TOPIC = Period.Closed.TOPIC
 # One retry after a 409 is enough: the witness told us its size, and the proof is rebuilt from it.
 _CONFLICT_ATTEMPTS = 2
+# How far back from the log's end a month's close is looked for (~25 ms to read and parse): a village's month
+# of entries is a few hundred, so a month disclosed by its deadline, a few weeks after its close, is found there.
+_RECENT_ENTRIES = 1024
 
 
 class CheckpointFlowError(RuntimeError):
@@ -170,8 +174,39 @@ def checkpoints(app: LedgerApplication) -> list[str]:
 
 
 def cosigned_checkpoint_for_period(app: LedgerApplication, period: str) -> str | None:
-    """The note recorded for that month's close, or None if the month has no checkpoint of its own."""
+    """The note recorded for that month's close, or None if the month has no checkpoint of its own.
+
+    The flow records a month's checkpoint only after the month's close entry (checkpoint_and_record refuses an
+    open month). A month disclosed soon after its close finds that entry among the log's newest entries, read
+    backwards, and costs the same however long the history; an older month falls back to reading every
+    checkpoint event, a scan of the whole events table (which has no topic index).
+    """
+    try:
+        month = app.repository.get(app.id_of("period", period))
+    except AggregateNotFoundError:
+        return None
+    if not month.closed:
+        return None
+    close_id, found = str(month.id), None
+    for record in _newest_entries(app, _RECENT_ENTRIES):
+        fields = parse_leaf(record.leaf).fields
+        if fields["topic"] == CHECKPOINT_TOPIC and record.state is not None:  # None: an event row gone missing
+            state = json.loads(record.state)
+            if state["period"] == period:
+                found = state["note"]  # reading backwards, the last one found is the first recorded
+        elif fields["topic"] == PERIOD_CLOSED_TOPIC and fields["id"] == close_id:
+            return found
     return next((c.note for c in recorded_checkpoints(app) if c.period == period), None)
+
+
+def _newest_entries(app: LedgerApplication, count: int, first_batch: int = 64) -> Iterator[LogRecord]:
+    """Up to `count` of the log's newest entries, newest first, read in ranges doubling from `first_batch`."""
+    stop = app.recorder.log_size()
+    oldest, batch = max(stop - count, 0), first_batch
+    while stop > oldest:
+        start = max(stop - batch, oldest)
+        yield from reversed(list(app.recorder.read_log(start, stop)))
+        stop, batch = start, batch * 2
 
 
 # -- gathering cosignatures -------------------------------------------------------------------------------------------

@@ -304,6 +304,27 @@ def test_demo_checkpoints_seal_every_closed_month(tmp_path, signer):
         app.close()
 
 
+@pytest.mark.parametrize("recent_entries", [1, 40, 1024])
+def test_a_month_s_checkpoint_is_found_near_the_log_end_or_by_topic(tmp_path, signer, monkeypatch, recent_entries):
+    # Sealed in bulk, the months' checkpoints all follow December's close: with a short look-back only the last
+    # months' closes are among the newest entries, and the earlier ones are found by topic.
+    monkeypatch.setattr("ledger.checkpoints._RECENT_ENTRIES", recent_entries)
+    app = new_ledger(str(tmp_path / "bulk.sqlite"), signer)
+    try:
+        import_journal(app, JOURNAL)
+        assert [cosigned_checkpoint_for_period(app, m) for m in MONTHS] == [None] * 12
+        notes = demo_checkpoints(app, tmp_path / "out", LOG_KEY, "pw").notes
+        assert {m: cosigned_checkpoint_for_period(app, m) for m in MONTHS} == notes
+        assert [cosigned_checkpoint_for_period(app, m) for m in ("2024-12", "2026-01")] == [None, None]
+    finally:
+        app.close()
+
+
+def test_an_open_month_has_no_checkpoint_and_a_closed_one_only_its_own(small):
+    note = close_month_checkpoint(small, LOG_KEY, [], "2025-02")
+    assert [cosigned_checkpoint_for_period(small, m) for m in ("2025-01", "2025-02", "2025-03")] == [None, note, None]
+
+
 def test_cli_checkpoint_and_offline_witness(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LEDGER_KEY_PASSPHRASE", "pw")
     origin = "qinghe.example/ledger"

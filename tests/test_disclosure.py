@@ -230,3 +230,38 @@ def test_published_disclosure_carries_the_cosigned_checkpoint_of_its_month_close
     finally:
         app.close()
         witnesses.close()
+
+
+def test_statements_of_later_years_equal_those_built_from_every_posting_line(ledger_location, signer, tmp_path):
+    # Earlier years reach the statements summed per account and detail by the database; the figures must be those
+    # of the reports over every line of the history (red-ink reversals, year-end closes and 113's details included).
+    from ledger.demo_data import generate_village, write_journal
+    from ledger.domain.charts import load_chart
+    from ledger.importer import import_journal
+    from ledger.projections.balances import balance_sheet, income_statement
+    from ledger.projections.readmodel import postings
+    from ledger.store.application import LedgerApplication
+
+    journal = tmp_path / "village.jsonl"
+    write_journal(generate_village(seed=7, years=3, vouchers_per_year=120, start_year=2021), journal)
+    app = LedgerApplication(ledger_location, signer=signer)
+    model = None
+    try:
+        app.create_ledger(origin="ledger.test.example/village/3/v1", name="三年村", chart="2023")
+        assert import_journal(app, journal).ok
+        model = ReadModel(app.location)
+        update_read_model(app, model)
+        chart = load_chart("2023")
+        for month in ("2021-03", "2022-06", "2023-09", "2023-12"):
+            end = date.fromisoformat(month + "-01").replace(day=30 if month[5:] in ("06", "09") else 31)
+            statements = build_disclosure(
+                model, ledger_info(app, end), month, published=None, checkpoint_note=None, checkpoint_size=None
+            )["statements"]
+            every_line = list(postings(model, until=end))
+            year_start = date(end.year, 1, 1)
+            assert statements["balance_sheet"] == balance_sheet(chart, every_line, year_start, end, origin=app.origin).to_dict()
+            assert statements["income_statement"] == income_statement(chart, every_line, end.year, origin=app.origin).to_dict()
+    finally:
+        if model is not None:
+            model.close()
+        app.close()

@@ -12,8 +12,9 @@ import calendar
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy import func, select, type_coerce
 from ..domain.charts import Chart, load_chart
 from ..domain.money import ZERO, format_amount
 from ..domain.policy import STEP_NAMES, MatterTier, Policy
-from .balances import balance_sheet, income_statement
+from .balances import OPENING, Posting, balance_sheet, income_statement
 from .readmodel import (
     BANK,
     CASH,
@@ -41,7 +42,6 @@ from .readmodel import (
     fund_month_table,
     instalment_table,
     period_table,
-    postings,
     resource_table,
     township_approval_table,
     voucher_line_table,
@@ -51,6 +51,7 @@ from .readmodel import (
 FORMAT = "village-ledger/disclosure/v1"
 FUND_NAMES = {CASH: "库存现金", BANK: "银行存款"}
 WAGES_PAYABLE = "应付工资"
+BROUGHT_FORWARD = "年初余额"  # stands for the summed lines of earlier years; shown only in a posting error
 COMPLAINT_CHANNEL = "对公开内容有疑问或异议,可向民主理财小组、村务监督委员会或镇农村经营管理站反映。"
 
 
@@ -134,7 +135,7 @@ def build_disclosure(
                 "works": _works(conn, info.policy, start if not quarter_end else year_start, end),
                 "contracting": _contracting(conn, info.policy, start if not quarter_end else year_start, end),
             },
-            "statements": _statements(conn, model, chart, info, year_start, end) if quarter_end else None,
+            "statements": _statements(conn, chart, info, year_start, end) if quarter_end else None,
             "checkpoint": {"note": checkpoint_note, "size": checkpoint_size},
         }
     document["flags"] = [
@@ -181,12 +182,18 @@ def _income_expense(conn: Any, chart: Chart, policy: Policy, period: str, start:
             select(township_approval_table.c.subject).where(township_approval_table.c.subject.in_(transfers))
         )
     }
+    rows_of: dict[str, list] = defaultdict(list)
+    month_lines = (
+        select(voucher_line_table)
+        .where(voucher_line_table.c.voucher_no.in_(select(voucher_table.c.voucher_no).where(voucher_table.c.period == period)))
+        .order_by(voucher_line_table.c.voucher_no, voucher_line_table.c.line_no)
+    )
+    for row in conn.execute(month_lines):
+        rows_of[row.voucher_no].append(row)
     lines, excluded = [], []
     total_income = total_expense = ZERO
     for v in vouchers:
-        rows = conn.execute(
-            select(voucher_line_table).where(voucher_line_table.c.voucher_no == v.voucher_no).order_by(voucher_line_table.c.line_no)
-        ).all()
+        rows = rows_of[v.voucher_no]
         if v.is_transfer:
             excluded.append(_transfer(v, rows, policy, approvals))
             continue
@@ -484,8 +491,10 @@ def _subject(conn: Any, kind: str, number: str) -> tuple[str, Decimal | None]:
 # -- quarterly / annual statements and registers --------------------------------------------------------------
 
 
-def _statements(conn: Any, model: ReadModel, chart: Chart, info: LedgerInfo, year_start: date, end: date) -> dict[str, Any]:
-    cut = list(postings(model, until=end))
+def _statements(conn: Any, chart: Chart, info: LedgerInfo, year_start: date, end: date) -> dict[str, Any]:
+    # The statements see earlier years only through each account's balance at the year's opening, so the database
+    # sums those lines: one posting per account and detail comes back instead of every line of the history.
+    cut = [*_brought_forward(conn, year_start), *_postings_between(conn, year_start, end)]
     return {
         "balance_sheet": balance_sheet(chart, cut, year_start, end, origin=info.origin).to_dict(),
         "income_statement": income_statement(chart, cut, end.year, origin=info.origin).to_dict(),
@@ -493,6 +502,30 @@ def _statements(conn: Any, model: ReadModel, chart: Chart, info: LedgerInfo, yea
         "contracts": contracts_register(conn, year_start, end),
         "assets": assets_register(conn, end),
     }
+
+
+def _brought_forward(conn: Any, day: date) -> Iterator[Posting]:
+    """One posting per chart, account and detail carrying the net of all their lines dated before `day`."""
+    t = voucher_line_table
+    net = type_coerce(func.sum(t.c.debit - t.c.credit), Money)
+    query = select(t.c.chart, t.c.code, t.c.detail, net).where(t.c.date < day).group_by(t.c.chart, t.c.code, t.c.detail)
+    day_before = day - timedelta(days=1)
+    for chart, code, detail, amount in conn.execute(query):
+        yield Posting(
+            chart=chart, code=code, detail=detail, date=day_before, debit=amount, credit=ZERO,
+            voucher_no=BROUGHT_FORWARD, kind=OPENING,
+        )
+
+
+def _postings_between(conn: Any, first: date, last: date) -> Iterator[Posting]:
+    """The posting lines dated from `first` to `last`, in date then voucher order."""
+    t = voucher_line_table
+    query = select(t).where(t.c.date >= first).where(t.c.date <= last).order_by(t.c.date, t.c.voucher_no, t.c.line_no)
+    for row in conn.execute(query):
+        yield Posting(
+            chart=row.chart, code=row.code, detail=row.detail, date=row.date, debit=row.debit, credit=row.credit,
+            voucher_no=row.voucher_no, kind=row.kind,
+        )
 
 
 def claims_register(conn: Any, chart: Chart, end: date) -> list[dict[str, Any]]:
