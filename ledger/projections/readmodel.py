@@ -1,8 +1,8 @@
 """Read models of one ledger as SQLAlchemy tables, kept up to date by a tracked projection of the event log.
 
-The projection follows eventsourcing's Projection/TrackingRecorder pattern, run as a batch job: it reads the
-notification log in batches after its tracked position, and each batch's rows are written together with the new
-tracking position in ONE SQLAlchemy transaction. A job killed mid-batch therefore leaves the previous batch's state
+The projection follows eventsourcing's TrackingRecorder pattern, run as a batch job: it reads the stored events of
+the projected topics in batches after its tracked position, and each batch's rows are written together with the new
+tracking position in ONE transaction. A job killed mid-batch therefore leaves the previous batch's state
 and position, and a rerun redoes exactly the missing batches. Every table is a sum or a set over events, never a
 running state that depends on when the job ran, so a full rebuild gives the same rows as any sequence of
 incremental runs.
