@@ -11,6 +11,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -156,6 +157,28 @@ class UnitOfWork:
                 for line in aggregate.lines:
                     yield line.code, line.detail, aggregate.date, line.debit - line.credit
 
+    def posted_nets(self, voucher_ids: list[UUID]) -> list[list[tuple[str, Decimal]]]:
+        """(code, debit − credit) of each line of the given vouchers as posted, one list per voucher.
+
+        A voucher's lines are those of the event that posted it (version 1; a later event only marks it reversed),
+        so the vouchers this unit does not hold are read from those stored states alone: a month close reads back
+        a month of vouchers, and rebuilding each through pydantic cost more than the rest of the close.
+        """
+        posted: dict[UUID, list[tuple[str, Decimal]]] = {}
+        stored_ids = [i for i in voucher_ids if i not in self.aggregates]
+        for stored in self.app.recorder.select_events_of(stored_ids) if stored_ids else ():
+            if stored.originator_version == 1:
+                state = class_for_topic(stored.topic).upcast_state(json.loads(stored.state))
+                originator_id = stored.originator_id
+                posted[originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))] = [
+                    (line["code"], Decimal(line["debit"]) - Decimal(line["credit"])) for line in state["lines"]
+                ]
+        for voucher_id in voucher_ids:
+            voucher = self.aggregates.get(voucher_id)
+            if voucher is not None:
+                posted[voucher_id] = [(line.code, line.debit - line.credit) for line in voucher.lines]
+        return [posted[i] for i in voucher_ids]
+
 
 class LedgerApplication(Application):
     """One village's books (one ledger = one origin), signed as they are written."""
@@ -223,10 +246,53 @@ class LedgerApplication(Application):
             processing_event.events.extend(aggregate.collect_events())
             processing_event.aggregates[aggregate.id] = aggregate
         processing_event.saved_kwargs.update(kwargs)
+        # Before the write: without cache fast-forwarding, recording replaces the cached copy a replay starts from.
+        snapshots_due = self._snapshots_due(processing_event)
         recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
+        for aggregate_id, version, aggregate in snapshots_due:
+            if aggregate is None:
+                self.take_snapshot(aggregate_id, version, projector_func=_project)
+            else:
+                self.snapshots.put([self.snapshot_class.take(aggregate)])
         self._notify(recordings)
         return recordings
+
+    def _snapshots_due(self, processing_event: ProcessingEvent) -> list[tuple[UUID, int, Aggregate | None]]:
+        """(id, version, the aggregate at that version if memory holds it) of each snapshot this save calls for,
+        in eventsourcing's order.
+
+        eventsourcing's take_snapshot rebuilds each from the store after the write, decoding and validating a
+        Period's first 100 events again; usually the state is at hand instead (`_state_at`). None: rebuild it.
+        """
+        due = []
+        if not self.snapshots:
+            return due
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is not None and event.originator_version % interval == 0:
+                state = self._state_at(aggregate, processing_event.events, event.originator_version)
+                due.append((event.originator_id, event.originator_version, state))
+        return due
+
+    def _state_at(self, aggregate: Aggregate, events: list[Event], version: int) -> Aggregate | None:
+        """The saved aggregate as it was at `version`: itself when that is its last version, else its events of
+        this save replayed on a blank aggregate (it was created by this save) or on the repository cache's copy
+        of the version it was read at (the cache is never mutated: commands get deep copies of it)."""
+        if version == aggregate.version:
+            return aggregate
+        own = [e for e in events if e.originator_id == aggregate.id and e.originator_version <= version]
+        first = own[0].originator_version
+        base = None
+        if first > 1:
+            try:
+                base = self.repository.cache.get(aggregate.id) if self.repository.cache else None
+            except KeyError:
+                return None
+            if base is None or base.version != first - 1:
+                return None
+            base = deepcopy(base)
+        return _project(base, own)
 
     def create_ledger(
         self,
@@ -771,10 +837,9 @@ def handle_period_close(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger,
     refuse_if(problems)
     balances = dict(previous.closing_balances) if previous is not None else _net_by_code(ledger.opening_lines, {})
     voucher_ids = [app.id_of("voucher", no) for no in (period.voucher_nos if period else [])]
-    uow.load(voucher_ids)
-    vouchers = [uow.find(i) for i in voucher_ids]
-    for voucher in vouchers:
-        _net_by_code(voucher.lines, balances)
+    for nets in uow.posted_nets(voucher_ids):
+        for code, net in nets:
+            balances[code] = balances.get(code, ZERO) + net
     cash = sum((v for code, v in balances.items() if chart.top_level(code).code == "101"), ZERO)
     bank = sum((v for code, v in balances.items() if chart.top_level(code).code == "102"), ZERO)
     if r.cash_counted != cash:
@@ -797,14 +862,14 @@ def handle_period_close(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger,
         cash_counted=r.cash_counted,
         bank_statement=r.bank_statement,
         reconciliation_note=r.reconciliation_note,
-        vouchers=len(vouchers),
+        vouchers=len(voucher_ids),
         closing_balances={code: amount for code, amount in sorted(balances.items()) if amount != ZERO},
     )
 
 
 def _assets(app: LedgerApplication, uow: UnitOfWork) -> list[Asset]:
     """Stored assets and those registered earlier in the same batch."""
-    ids = {UUID(str(n.originator_id)) for n in app.notifications((Asset.Registered.TOPIC,))}
+    ids = set(app.recorder.select_originator_ids(Asset.Registered.TOPIC))
     ids.update(a.id for a in uow.aggregates.values() if isinstance(a, Asset))
     return [uow.find(i) for i in sorted(ids, key=str)]
 

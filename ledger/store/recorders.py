@@ -8,6 +8,7 @@ writers can never read the same chain head. ``ledger_log`` and the events table 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ LOG_TABLE_NAME = "ledger_log"
 READ_BATCH_SIZE = 500
 # Ids per `IN (...)` list: well under SQLite's bound-parameter limit (999 before SQLite 3.32).
 IDS_PER_SELECT = 500
+
+# Topics rare in a long log that a writer nevertheless looks up in full (a month close checks every asset ever
+# registered): each has a partial index on the events table, so that `select_originator_ids` reads only its events.
+INDEXED_TOPICS = ("ledger/Asset/Registered",)
 
 # The PostgreSQL recorder prepares the entries before the events are inserted and appends them afterwards;
 # eventsourcing passes the same keyword arguments to both template methods, so this list carries them across.
@@ -125,6 +130,7 @@ class ChainWriter(ABC):
     log_table_name = LOG_TABLE_NAME
     read_batch_size = READ_BATCH_SIZE
     datastore: SQLiteDatastore | PostgresDatastore
+    events_table_name: str
 
     @staticmethod
     def chain_request(stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> ChainRequest | None:
@@ -217,8 +223,26 @@ class ChainWriter(ABC):
         """Number of entries, i.e. the next seq."""
 
     @abstractmethod
+    def select_originator_ids(self, topic: str) -> list[UUID]:
+        """The originator of each stored event of one of INDEXED_TOPICS, through that topic's partial index."""
+
+    def _topic_index_name(self, topic: str) -> str:
+        return f"{self.events_table_name}_{re.sub(r'[^0-9A-Za-z]', '_', topic).lower()}"
+
+    @staticmethod
+    def _indexed_topic(topic: str) -> str:
+        if topic not in INDEXED_TOPICS:
+            raise ValueError(f"topic {topic!r} has no index; add it to INDEXED_TOPICS")
+        return topic
+
+    @abstractmethod
     def _select_log_batch(self, start: int, stop: int | None, limit: int) -> list[LogRecord]:
         """At most limit entries with start <= seq (< stop), in seq order, each in one read."""
+
+
+def _sqlite_text(text: str) -> str:
+    """An SQLite string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 class ImmediateSQLiteTransaction(SQLiteTransaction):
@@ -282,7 +306,20 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainWriter):
                     f"BEFORE {operation} ON {table} "
                     f"BEGIN SELECT RAISE(ABORT, '{operation} on {table} refused: the ledger is append-only'); END"
                 )
+        for topic in INDEXED_TOPICS:
+            # The topic as a literal, here and in the query: SQLite uses a partial index only for a WHERE term it
+            # can match to the index's own at prepare time.
+            statements.append(
+                f"CREATE INDEX IF NOT EXISTS {self._topic_index_name(topic)} "
+                f"ON {self.events_table_name} (originator_id) WHERE topic = {_sqlite_text(topic)}"
+            )
         return statements
+
+    def select_originator_ids(self, topic: str) -> list[UUID]:
+        with self.datastore.transaction(commit=False) as c:
+            topic_literal = _sqlite_text(self._indexed_topic(topic))
+            c.execute(f"SELECT originator_id FROM {self.events_table_name} WHERE topic = {topic_literal}")
+            return [self.convert_originator_id(row[0]) for row in c.fetchall()]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         with (
@@ -448,6 +485,17 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainWrite
                     ).format(schema=schema, table=table)
                     for table in (log, events)
                 ),
+                *(
+                    SQL(
+                        "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{events} (originator_id) WHERE topic = {topic}"
+                    ).format(
+                        index=Identifier(self._topic_index_name(topic)),
+                        schema=schema,
+                        events=events,
+                        topic=Literal(topic),
+                    )
+                    for topic in INDEXED_TOPICS
+                ),
                 # A backstop below the recorder: at commit, every event inserted by any path must have its entry.
                 SQL(
                     "CREATE OR REPLACE FUNCTION {schema}.ledger_entry_required() RETURNS trigger "
@@ -607,6 +655,18 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainWrite
             row = curs.execute(self.log_size_statement).fetchone()
             assert row is not None
             return row["size"]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_originator_ids(self, topic: str) -> list[UUID]:
+        # The topic as a literal: PostgreSQL plans a partial index only for a condition it can match at planning.
+        statement = SQL("SELECT originator_id FROM {schema}.{events} WHERE topic = {topic}").format(
+            schema=Identifier(self.datastore.schema),
+            events=Identifier(self.events_table_name),
+            topic=Literal(self._indexed_topic(topic)),
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement)
+            return [row["originator_id"] for row in curs.fetchall()]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _select_log_batch(self, start: int, stop: int | None, limit: int) -> list[LogRecord]:
