@@ -9,7 +9,7 @@ from test_verify_parallel import tampered  # noqa: F401  (fixture)
 
 from ledger.cli import EXIT_OK, EXIT_USAGE, main
 from ledger.crypto.logformat import LogFormatError, encode_entry, parse_leaf
-from ledger.verify import chain, signatures, verify_source
+from ledger.verify import chain, verify_source
 from ledger.verify.conformance import policy_text
 from ledger.verify.entries import parse_entry
 from ledger.verify.policy import parse_policy
@@ -23,8 +23,10 @@ def test_chain_only_reports_every_finding_but_the_signatures(tampered, monkeypat
     assert (chain_only.head, chain_only.root, chain_only.size) == (full.head, full.root, full.size)
     assert chain_only.signatures_checked is False and full.signatures_checked is True
     assert "signatures not checked" in chain_only.summary()
-    monkeypatch.setattr(chain, "PARALLEL_THRESHOLD", 0)
-    monkeypatch.setattr(signatures, "CHUNK", 5)
+    # The same log read in ranges by worker processes.
+    monkeypatch.setattr(chain, "CHAIN_PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(chain, "MAX_RANGE_WIDTH", 8)
+    monkeypatch.setattr(chain, "MIN_RANGE_WIDTH", 8)
     assert verify_source(tampered, policy=policy, jobs=2, signatures=False).findings == chain_only.findings
 
 

@@ -12,7 +12,9 @@ from ledger.verify.conformance import VerifierConformance
 from ledger.verify.tamper_suite import TamperSuite
 
 
-class TestVerifierOnSQLite(VerifierConformance, TamperSuite):
+class SQLiteLedgers:
+    """The hooks the shipped suites need, for SQLite files."""
+
     @pytest.fixture(autouse=True)
     def _location(self, tmp_path):
         self._path = tmp_path / "ledger.sqlite"
@@ -29,6 +31,10 @@ class TestVerifierOnSQLite(VerifierConformance, TamperSuite):
     def fetch(self, location, sql, params=()):
         with sqlite3.connect(location) as conn:
             return conn.execute(sql, params).fetchall()
+
+
+class TestVerifierOnSQLite(SQLiteLedgers, VerifierConformance, TamperSuite):
+    pass
 
 
 def test_verifier_imports_nothing_of_the_writer(tmp_path):

@@ -28,15 +28,15 @@ import hashlib
 import itertools
 import json
 import multiprocessing
-from collections import deque
+from binascii import a2b_base64
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from multiprocessing.sharedctypes import RawArray
 from pathlib import Path
 
 from .ed25519 import verify_leaf
-from ..crypto.logformat import GENESIS_PREV, key_id, leaf_hash
+from ..crypto.logformat import GENESIS_PREV, SIGNATURE_SIZE, key_id, leaf_hash
 from ..crypto.merkle import (
     EMPTY_ROOT,
     ProofError,
@@ -50,9 +50,8 @@ from ..crypto.note import Ed25519Verifier
 from .bundle import key_line, listed_keys
 from .checkpoints import CheckpointBook, Claim, Finding, claimed_size, short
 from .policy import TrustPolicy
-from . import signatures as _signatures
-from .entries import local_day, parse_entry, process
-from .signatures import CHUNK, IN_FLIGHT_PER_JOB, EntryPool, default_jobs
+from .entries import WRITER_ENTRY, local_day, parse_entry, process
+from .signatures import CHUNK, EntryPool, default_jobs
 from .sources import CHECKPOINT_TOPIC, SourceEntry, open_source, sqlite_range_rows
 from .state import StateError, VerifierState, load_state, save_state
 
@@ -70,6 +69,12 @@ LOG_ROLE = "log"
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 # Below this many entries, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 4 * CHUNK
+# The same for chain-only runs of SQLite logs (_ChainReader): some 5 µs of work per entry against a few
+# milliseconds to fork a worker and see it exit.
+CHAIN_PARALLEL_THRESHOLD = 2048
+RANGES_PER_JOB = 16
+MIN_RANGE_WIDTH = 64
+MAX_RANGE_WIDTH = 4096
 
 __all__ = ["Finding", "IntegrityError", "VerificationResult", "verify_entries", "verify_source"]
 
@@ -294,25 +299,23 @@ class _Run:
             self.snapshot(self.stream.size)
 
     def run_chain_parallel(self, reader: _ChainReader) -> None:
-        """Chain-only run over a SQLite source whose seqs are exactly 0..end-1, read and processed by `reader`'s
-        workers a range at a time (_chain_range). Ordinary stretches of a range come back as their leaf hashes,
-        subtree hash and (signer, day) spans and are accepted here after the checks that depend on earlier entries
-        (prev, origin, keys, tenure); every other entry is stitched by entry() exactly as run() does. Rows past
-        `end` (appended meanwhile) are read as run() reads them."""
-        try:
-            for lo, hi, segments in reader.outcomes():
-                for segment in segments:
-                    if segment[0]:
-                        self.clean_segment(reader.source, *segment[1:])
-                    else:
-                        entry = self.entry
-                        for seq, state, processed in segment[1]:
-                            entry(seq, b"", state, processed)
-                        self.result.entries += len(segment[1])
-                if self.progress:
-                    self.progress(self.result.entries, self.total)
-        finally:
-            reader.close()
+        """Chain-only run over a SQLite source whose seqs are exactly 0..end-1, read and processed a range at a time
+        (_chain_range) by this process and `reader`'s workers. Ordinary stretches of a range come back as their leaf
+        hashes, subtree hash and (signer, day) spans and are accepted here after the checks that depend on earlier
+        entries (prev, origin, keys, tenure); every other entry is stitched by entry() exactly as run() does. Rows
+        past `end` (appended meanwhile) are read as run() reads them. The caller closes the reader: its workers'
+        exit need not hold up the rest of the run."""
+        for lo, hi, segments in reader.outcomes():
+            for segment in segments:
+                if segment[0]:
+                    self.clean_segment(reader.source, *segment[1:])
+                else:
+                    entry = self.entry
+                    for seq, state, processed in segment[1]:
+                        entry(seq, b"", state, processed)
+                    self.result.entries += len(segment[1])
+            if self.progress:
+                self.progress(self.result.entries, self.total)
         entry = self.entry
         for batch in reader.source.batches(reader.end):
             for seq, leaf, state in batch:
@@ -321,7 +324,7 @@ class _Run:
         self.finish()
 
     def clean_segment(self, source, lo: int, hi: int, first_prev: bytes, origin: str, blob: bytes, top, spans) -> None:
-        """Rows lo <= seq < hi that a worker found ordinary among themselves (see _chain_range)."""
+        """Rows lo <= seq < hi that _chain_range found ordinary among themselves."""
         stream, wanted = self.stream, self.wanted
         if not (
             lo == self.expected_seq == stream.size and first_prev == self.prev and origin == self.result.origin
@@ -541,41 +544,102 @@ def _append_subtree(stream: StreamingRoot, top: bytes, width: int) -> StreamingR
 
 
 class _ChainReader:
-    """Workers reading and processing the ranges of a SQLite ledger for a chain-only run, started before the
-    caller's own set-up queries so that the two overlap. Ranges are aligned blocks of a power of two rows."""
+    """The ranges of a SQLite ledger for a chain-only run: aligned blocks of a power of two rows (_range_width),
+    shared between this process and `jobs - 1` worker processes. This process claims ranges from the front and
+    hands each over as soon as it is read (outcomes); the workers claim from the back and send what they made
+    once the two sides meet. So the split follows the cores actually free, and the workers, started before the
+    caller's own set-up queries, run while those do.
+
+    Processes are forked where the platform can (as in signatures.py: spawn re-imports the caller's __main__).
+    A forked worker uses nothing it inherits but this module's code: it opens its own read-only connection and
+    ends with os._exit, so the parent's connections are neither used nor closed in the child; the verifier runs
+    no threads of its own. A fork and the worker's exit take a few milliseconds, less than an executor's start."""
 
     def __init__(self, source, end: int, jobs: int):
-        self.source, self.end, self.jobs = source, end, jobs
-        self.width = 1 << (4 * _signatures.CHUNK - 1).bit_length()
+        self.source, self.end = source, end
+        self.width = _range_width(end, jobs)
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        self._executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
-        self._starts = iter(range(0, end, self.width))
-        self._pending: deque = deque()
-        for _ in range(jobs * IN_FLIGHT_PER_JOB):
-            self._submit()
-
-    def _submit(self) -> None:
-        for lo in self._starts:
-            hi = min(lo + self.width, self.end)
-            self._pending.append((lo, hi, self._executor.submit(_chain_range, self.source.uri, lo, hi)))
-            return
+        context = multiprocessing.get_context(method)
+        # The unclaimed ranges are those with first <= index < stop.
+        self._unclaimed = RawArray("q", [0, -(-end // self.width)])
+        self._lock = context.Lock()
+        self._complete = False
+        self._workers: list[tuple] = []
+        for _ in range(jobs - 1):
+            receiver, sender = context.Pipe(duplex=False)
+            worker = context.Process(
+                target=_chain_worker, args=(source.uri, end, self.width, self._unclaimed, self._lock, sender), daemon=True
+            )
+            worker.start()
+            sender.close()
+            self._workers.append((worker, receiver))
 
     def outcomes(self):
         """(lo, hi, segments) per range, in seq order."""
-        while self._pending:
-            lo, hi, future = self._pending.popleft()
-            segments = future.result()
-            self._submit()
-            yield lo, hi, segments
+        width, end = self.width, self.end
+        while (index := _claim(self._unclaimed, self._lock, front=True)) is not None:
+            lo, hi = index * width, min(index * width + width, end)
+            yield lo, hi, _chain_range(self.source.rows(lo, hi), lo, hi)
+        made = []
+        for worker, pipe in self._workers:
+            try:
+                outcome = pipe.recv()
+            except EOFError:
+                raise RuntimeError(f"chain-only worker {worker.pid} ended without sending its ranges") from None
+            if isinstance(outcome, Exception):
+                raise outcome
+            made.extend(outcome)
+        for index, segments in sorted(made, key=lambda pair: pair[0]):
+            yield index * width, min(index * width + width, end), segments
+        self._complete = True
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(cancel_futures=True)
-            self._executor = None
+        for worker, pipe in self._workers:
+            if not self._complete:
+                worker.terminate()
+            worker.join()
+            pipe.close()
+        self._workers = []
 
 
-def _chain_range(uri: str, lo: int, hi: int) -> list[tuple]:
-    """A chain-only worker's share: the rows lo <= seq < hi of the SQLite ledger at `uri`, as segments in order.
+def _claim(unclaimed, lock, *, front: bool) -> int | None:
+    """The index of an unclaimed range, the first (front) or the last; None when none is left."""
+    with lock:
+        first, stop = unclaimed
+        if first >= stop:
+            return None
+        if front:
+            unclaimed[0] = first + 1
+            return first
+        unclaimed[1] = stop - 1
+        return stop - 1
+
+
+def _range_width(entries: int, jobs: int) -> int:
+    """A power of two giving each process about RANGES_PER_JOB ranges, so that the sides meet close to the same
+    time, within [MIN_RANGE_WIDTH, MAX_RANGE_WIDTH] (narrow ranges cost a query each, wide ones memory)."""
+    share = entries // (jobs * RANGES_PER_JOB)
+    return max(MIN_RANGE_WIDTH, min(MAX_RANGE_WIDTH, 1 << max(share.bit_length() - 1, 0)))
+
+
+def _chain_worker(uri: str, end: int, width: int, unclaimed, lock, results) -> None:
+    """A worker process: _chain_range for ranges claimed from the back until none is left, then all of them,
+    as (index, segments), in one message; or the exception that stopped it."""
+    try:
+        made = []
+        while (index := _claim(unclaimed, lock, front=False)) is not None:
+            lo, hi = index * width, min(index * width + width, end)
+            made.append((index, _chain_range(sqlite_range_rows(uri, lo, hi), lo, hi)))
+        results.send(made)
+    except Exception as exc:
+        results.send(exc)
+    finally:
+        results.close()
+
+
+def _chain_range(rows: list[tuple[int, bytes, bytes | None]], lo: int, hi: int) -> list[tuple]:
+    """The rows (seq, leaf, state) with lo <= seq < hi of a SQLite ledger, read for a chain-only run, as segments
+    in order.
 
     A row is ordinary when it is canonical with seq equal to its row's, has a stored state that hashes to its
     digest, and is not a configuration entry. Consecutive ordinary rows with one origin, each prev the leaf hash of
@@ -583,7 +647,6 @@ def _chain_range(uri: str, lo: int, hi: int) -> list[tuple]:
     subtree hash when the segment is the whole range and that is an aligned power of two else None,
     [(signer, local day, first seq, last seq)]). Every other row is (False, [(seq, state of a configuration entry
     else None, entries.process result)]), for the caller to stitch entry by entry."""
-    rows = sqlite_range_rows(uri, lo, hi)
     n = hi - lo
     if len(rows) != n:
         return [(False, [_processed(seq, leaf, state) for seq, leaf, state in rows])]
@@ -607,31 +670,57 @@ def _chain_range(uri: str, lo: int, hi: int) -> list[tuple]:
             [(signer, day, a, b) for (signer, day), (a, b) in spans.items()],
         ))
 
+    writer_entry, a2b, config_topics = WRITER_ENTRY, a2b_base64, CONFIG_TOPICS
+    days: dict = {}  # UTC hour -> local_day of the times in it
+    last_signer = last_day = last_span = None
     for seq, leaf, state in rows:
-        parsed = parse_entry(leaf)
-        if (
-            parsed.__class__ is str or parsed[0] != seq or state is None or parsed[5] in CONFIG_TOPICS
-            or sha256(state).digest() != parsed[2]
-        ):
+        # The writer's entries are decided by one pattern; anything else by parse_entry, as everywhere.
+        try:
+            match = writer_entry(leaf[:-SIGNATURE_SIZE].decode("ascii"))
+        except UnicodeDecodeError:
+            match = None
+        if match is not None:
+            _, origin_field, prev_field, seq_field, signer, digest_field, time, hour, topic, _ = match.groups()
+            ordinary = (
+                int(seq_field) == seq and state is not None and topic not in config_topics
+                and sha256(state).digest() == a2b(digest_field)
+            )
+            if ordinary:
+                claimed_prev = a2b(prev_field)
+                day = days.get(hour)
+                if day is None:
+                    day = days[hour] = local_day(time)
+        else:
+            parsed = parse_entry(leaf)
+            ordinary = (
+                parsed.__class__ is not str and parsed[0] == seq and state is not None
+                and parsed[5] not in config_topics and sha256(state).digest() == parsed[2]
+            )
+            if ordinary:
+                claimed_prev, origin_field, signer, day = parsed[1], parsed[3], parsed[4], local_day(parsed[6])
+        if not ordinary:
             if digests:
                 close(seq)
                 digests, spans = [], {}
             segments.append((False, [_processed(seq, leaf, state)]))
-            start, prev = seq + 1, None
+            start, prev, last_signer = seq + 1, None, None
             continue
-        if prev is not None and (parsed[1] != prev or parsed[3] != origin):
+        if prev is not None and (claimed_prev != prev or origin_field != origin):
             close(seq)
-            digests, spans, start, prev = [], {}, seq, None
+            digests, spans, start, prev, last_signer = [], {}, seq, None, None
         if prev is None:
-            first_prev, origin = parsed[1], parsed[3]
+            first_prev, origin = claimed_prev, origin_field
         prev = sha256(b"\x00" + leaf).digest()
         digests.append(prev)
-        span_key = (parsed[4], local_day(parsed[6]))
-        span = spans.get(span_key)
+        if signer == last_signer and day == last_day:
+            last_span[1] = seq
+            continue
+        span = spans.get((signer, day))
         if span is None:
-            spans[span_key] = [seq, seq]
+            span = spans[(signer, day)] = [seq, seq]
         else:
             span[1] = seq
+        last_signer, last_day, last_span = signer, day, span
     if digests:
         close(hi)
     return segments
@@ -678,9 +767,10 @@ def verify_source(
     the log and no cosignature is required. checkpoints: paths of published checkpoint notes to check too.
     state_path: incremental mode (see state.py); the file is written only when the result is intact.
     jobs: processes for signature verification (default: every core). signatures=False: chain-only mode, every
-    check except the entries' Ed25519 signatures, in this process; the result says so (`signatures_checked`,
-    summary "signatures not checked") and cannot be combined with a state file. Raises OSError/ValueError for
-    unreadable input or that combination (the CLI's exit 2); integrity problems are findings in the result.
+    check except the entries' Ed25519 signatures (a SQLite log of CHAIN_PARALLEL_THRESHOLD entries or more is read
+    by `jobs` processes, this one included); the result says so (`signatures_checked`, summary "signatures not
+    checked") and cannot be combined with a state file. Raises OSError/ValueError for unreadable input or that
+    combination (the CLI's exit 2); integrity problems are findings in the result.
     """
     if not signatures and state_path is not None:
         raise ValueError("chain-only verification does not check signatures and cannot update a state file")
@@ -698,14 +788,13 @@ def verify_source(
         start = state.size if state else 0
         total = max(source.size() - start, 0)
         workers = jobs if jobs is not None else default_jobs()
-        if total < PARALLEL_THRESHOLD:
-            workers = 1
-        # Chain-only work per entry is a few microseconds, so starting workers pays off only for larger logs.
-        if not signatures and start == 0 and workers > 1 and total >= 4 * PARALLEL_THRESHOLD and hasattr(source, "uri"):
+        if not signatures and start == 0 and workers > 1 and total >= CHAIN_PARALLEL_THRESHOLD and hasattr(source, "uri"):
             dense = source.dense_seqs(0)
             if dense is not None and dense[0] == 0:
                 reader = _ChainReader(source, dense[1], workers)
                 source.prefetch_unlogged()
+        if total < PARALLEL_THRESHOLD:
+            workers = 1
         wanted = {s for s in (claimed_size(text) for _, text in notes) if s is not None and s >= start}
         wanted |= {s for s in map(_stored_size, source.stored_checkpoint_states()) if s is not None and s >= start}
         run = _Run(

@@ -73,7 +73,7 @@ def register(subparsers) -> None:
     )
     verify.add_argument("--checkpoint", action="append", default=[], metavar="NOTE", help="a published checkpoint note (repeatable)")
     verify.add_argument("--state", help="incremental mode: resume after the checkpoint this file remembers, then update it")
-    verify.add_argument("--jobs", type=int, help="processes verifying signatures (default: all cores)")
+    verify.add_argument("--jobs", type=int, help="processes verifying (default: all cores)")
     verify.add_argument(
         "--chain-only", action="store_true",
         help="every check except the entries' Ed25519 signatures (reported as 'signatures not checked')",

@@ -28,11 +28,21 @@ CONFIG_PREFIX = "ledger/Ledger/"
 _S = r'([ !#-\[\]-~]*)'  # a JSON string body that json.dumps(ensure_ascii=True) writes unescaped
 _B64_32 = r'([A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)'  # canonical base64 of exactly 32 bytes
 _N = r'(0|[1-9][0-9]{0,17})'
-_CANONICAL = re.compile(
-    rf'\{{"id":"{_S}","origin":"{_S}","prev":"{_B64_32}","seq":{_N},"signer":"{_S}","state":"{_B64_32}",'
-    rf'"time":"{_S}","topic":"{_S}","v":1,"version":{_N}\}}'
-).fullmatch
-_TIME = re.compile(r'(\d{4}-\d\d-\d\dT\d\d):[0-5]\d:[0-5]\d\.\d{6}Z').fullmatch
+_TIME_PATTERN = r'(\d{4}-\d\d-\d\dT\d\d):[0-5]\d:[0-5]\d\.\d{6}Z'  # the writer's times; group: the UTC hour
+
+
+def _entry_pattern(time: str) -> str:
+    return (
+        rf'\{{"id":"{_S}","origin":"{_S}","prev":"{_B64_32}","seq":{_N},"signer":"{_S}","state":"{_B64_32}",'
+        rf'"time":"{time}","topic":"{_S}","v":1,"version":{_N}\}}'
+    )
+
+
+_CANONICAL = re.compile(_entry_pattern(_S)).fullmatch
+_TIME = re.compile(_TIME_PATTERN).fullmatch
+# A canonical entry whose time is of the writer's form, in one match: groups as _CANONICAL's, with the time's UTC
+# hour (local_day's cache key) after the time. The entry text is ASCII, so \d is [0-9] here.
+WRITER_ENTRY = re.compile(_entry_pattern(f"({_TIME_PATTERN})")).fullmatch
 
 # Parsed entry: (seq, prev, state digest, origin, signer, topic, time, id, version)
 Parsed = tuple
