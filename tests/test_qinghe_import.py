@@ -55,8 +55,8 @@ def test_trial_balances_summed_by_several_processes_are_exact(qinghe, jobs, monk
 
     monkeypatch.setattr(reports, "PARALLEL_FROM_EVENTS", 1)
     submitted = []
-    submit = reports.ProcessPoolExecutor.submit
-    monkeypatch.setattr(reports.ProcessPoolExecutor, "submit", lambda pool, fn, *a: submitted.append(a[1:3]) or submit(pool, fn, *a))
+    start_worker = reports._start_worker
+    monkeypatch.setattr(reports, "_start_worker", lambda *a: submitted.append(a[2:4]) or start_worker(*a))
     qe.assert_trial_balance(report(qinghe, "trial-balance", "2025-03-31", jobs=jobs), qe.TB_2025_03_31)
     qe.assert_trial_balance(
         report(qinghe, "trial-balance", "2025-12-31", include_closing=False, jobs=jobs), qe.TB_2025_12_31_BEFORE_CLOSE
@@ -70,6 +70,17 @@ def test_trial_balances_summed_by_several_processes_are_exact(qinghe, jobs, monk
         ranges = submitted[: jobs - 1]
         assert ranges[0][0] == 1 + last // jobs and ranges[-1][1] == last + 1
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+def test_an_error_in_a_trial_balance_worker_is_raised_by_the_caller(tmp_path, signer, monkeypatch):
+    import ledger.reports as reports
+
+    app = load_qinghe(str(tmp_path / "ledger.sqlite"), signer, "2023")
+    monkeypatch.setattr(reports, "PARALLEL_FROM_EVENTS", 1)
+    monkeypatch.setattr(reports, "LedgerApplication", lambda location: 1 / 0)  # only the worker opens the ledger
+    with pytest.raises(ZeroDivisionError):
+        reports.trial_balance_report(app, date(2025, 12, 31), jobs=2)
+    app.close()
 
 
 def test_balance_sheet_and_income_statement_of_s11(qinghe):
