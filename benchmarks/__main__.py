@@ -256,6 +256,8 @@ def main() -> None:
         plot(args.plot, series)
 
     # 1. projections
+    from ledger.reports import PARALLEL_FROM_EVENTS
+
     print("1. projection rebuild", flush=True)
     rows = []
     for years in histories:
@@ -276,7 +278,8 @@ def main() -> None:
     sections.append((
         "1. Projection rebuild from the log (goal ≥ 200k events/s on 2 cores, RSS ≤ 150 MB at any history length)",
         ["projection", "years", "events", "seconds", "n", "events/s", "of goal", "peak RSS MB"], rows,
-        f"The trial balance with jobs={n_cores} splits a SQLite log of ≥ 20,000 events into {n_cores} ranges summed at "
+        f"The trial balance with jobs={n_cores} splits a SQLite log of ≥ {PARALLEL_FROM_EVENTS:,} events into {n_cores} "
+        "ranges summed at "
         "once (ledger/reports.py trial_balance_report); shorter logs are read by one process. The read-model rebuild "
         "is one process; it replays the topics it projects (vouchers, periods, assets, contracts, decisions, "
         "disclosures) but its rate is counted over all log events, like the trial balance's.",
