@@ -256,6 +256,8 @@ def main() -> None:
         plot(args.plot, series)
 
     # 1. projections
+    from ledger.projections.readmodel import PARALLEL_FROM_EVENTS as READ_MODEL_PARALLEL_FROM_EVENTS
+    from ledger.projections.readmodel import RANGE_SPAN as READ_MODEL_RANGE_SPAN
     from ledger.reports import PARALLEL_FROM_EVENTS
 
     print("1. projection rebuild", flush=True)
@@ -266,23 +268,28 @@ def main() -> None:
                   years=years)
         tb = run("trial_balance", repeats, label=f"trial balance from the log, jobs={n_cores}, {years} y", village=0,
                  years=years, jobs=n_cores)
-        rm = run("read_model", 1 if args.quick or years >= 50 else repeats, label=f"read-model rebuild, {years} y", village=0,
-                 years=years)
+        rm_repeats = 1 if args.quick or years >= 50 else repeats
+        rm1 = run("read_model", rm_repeats, label=f"read-model rebuild, 1 process, {years} y", village=0, years=years)
+        rm = run("read_model", rm_repeats, label=f"read-model rebuild, jobs={n_cores}, {years} y", village=0,
+                 years=years, jobs=n_cores)
         for what, m in (("trial balance from the log, one process", tb1),
                         (f"trial balance from the log, jobs={n_cores}", tb),
-                        ("read models incl. disclosure tables (rebuild)", rm)):
+                        ("read models incl. disclosure tables (rebuild), one process", rm1),
+                        (f"read models incl. disclosure tables (rebuild), jobs={n_cores}", rm)):
             rows.append([what, str(years), f"{b.events:,}", f"{m.seconds:.2f}", str(len(m.runs)), _fmt_rate(m.rate),
                          f"{m.rate / 200_000:.1%}", f"{m.rss_mb:.0f}"])
         series.setdefault(f"trial balance from the log, jobs={n_cores}", []).append((years, tb.seconds))
-        series.setdefault("read-model rebuild", []).append((years, rm.seconds))
+        series.setdefault(f"read-model rebuild, jobs={n_cores}", []).append((years, rm.seconds))
     sections.append((
         "1. Projection rebuild from the log (goal ≥ 200k events/s on 2 cores, RSS ≤ 150 MB at any history length)",
         ["projection", "years", "events", "seconds", "n", "events/s", "of goal", "peak RSS MB"], rows,
         f"The trial balance with jobs={n_cores} splits a SQLite log of ≥ {PARALLEL_FROM_EVENTS:,} events into {n_cores} "
-        "ranges summed at "
-        "once (ledger/reports.py trial_balance_report); shorter logs are read by one process. The read-model rebuild "
-        "is one process; it replays the topics it projects (vouchers, periods, assets, contracts, decisions, "
-        "disclosures) but its rate is counted over all log events, like the trial balance's.",
+        "ranges summed at once (ledger/reports.py trial_balance_report); shorter logs are read by one process. The "
+        f"read-model rebuild with jobs={n_cores} cuts a SQLite log of ≥ {READ_MODEL_PARALLEL_FROM_EVENTS:,} events into "
+        f"ranges of {READ_MODEL_RANGE_SPAN:,} notifications projected by {n_cores} processes while one writes them in log "
+        "order (ledger/projections/readmodel.py update_read_model). It replays the topics it projects (vouchers, "
+        "periods, assets, contracts, decisions, disclosures) but its rate is counted over all log events, like the "
+        "trial balance's.",
     ))
 
     save()

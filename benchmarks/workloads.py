@@ -74,8 +74,9 @@ def trial_balance(village: int, years: int, jobs: int = 1) -> dict:
 
 
 @workload
-def read_model(village: int, years: int) -> dict:
-    """Full rebuild of the tracked read models (ledger/projections/readmodel.py, disclosure tables included).
+def read_model(village: int, years: int, jobs: int = 1) -> dict:
+    """Full rebuild of the tracked read models (ledger/projections/readmodel.py, disclosure tables included); a long
+    log is projected by `jobs` processes.
 
     The first rebuild of a book is kept as the book's cached read model, which the monthly workload starts from.
     """
@@ -87,7 +88,7 @@ def read_model(village: int, years: int) -> dict:
         app = read_only_app(b.ledger)
         model = ReadModel(str(work / "readmodel.sqlite"))
         started = time.perf_counter()
-        run = rebuild_read_model(app, model)
+        run = rebuild_read_model(app, model, jobs=jobs)
         seconds = time.perf_counter() - started
         model.close()
         cached = b.directory / "readmodel.sqlite"

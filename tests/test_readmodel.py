@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 import qinghe_expected as qe
 from conftest import FIXTURES, make_signer
 from ledger.domain.journal import journal_record_adapter
+from ledger.projections import readmodel
 from ledger.projections.readmodel import (
     LedgerProjection,
     ReadModel,
@@ -147,6 +150,90 @@ def test_any_interleaving_of_appends_and_runs_equals_a_full_rebuild(tmp_path_fac
     assert model.dump() == fresh_dump(app, str(directory / "rebuilt.sqlite"))
     model.close()
     app.close()
+
+
+@pytest.fixture
+def ranges_of_16(monkeypatch):
+    """Every run is cut into ranges of 16 notifications: reversals, depreciations and decision steps then often
+    refer to an aggregate another process projects."""
+    monkeypatch.setattr(readmodel, "PARALLEL_FROM_EVENTS", 1)
+    monkeypatch.setattr(readmodel, "RANGE_SPAN", 16)
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_ranges_projected_by_several_processes_give_the_same_rows(qinghe, tmp_path, ranges_of_16, jobs):
+    expected = fresh_dump(qinghe, str(tmp_path / "one.sqlite"))
+    model = ReadModel(str(tmp_path / "parallel.sqlite"))
+    run = rebuild_read_model(qinghe, model, jobs=jobs)
+    last = qinghe.recorder.max_notification_id()
+    last_projected = qinghe.recorder.select_event_rows(1, 1000, readmodel.TOPICS)[-1][0]
+    parallel = qinghe.location.endswith(".sqlite")  # PostgreSQL ledgers are read by this process alone
+    # Ranges account for every notification; batches end at the last projected event.
+    assert (run.start, run.end, run.events) == (0, last if parallel else last_projected, 145)
+    assert run.batches == (-(-last // 16) if parallel else 1)
+    assert model.max_tracking_id(LedgerProjection.name) == run.end
+    assert model.dump() == expected
+    assert len(expected["rm_voucher"]) == 73 and len(expected["rm_asset_depreciation"]) > 0
+    assert len(expected["rm_decision_step"]) > 0 and any(row[8] for row in expected["rm_voucher"])  # a reversal
+    model.close()
+
+
+@pytest.fixture
+def qinghe_sqlite(tmp_path, signer):
+    app = load_qinghe(str(tmp_path / "ledger.sqlite"), signer, "2023")
+    yield app
+    app.close()
+
+
+def _in_workers_only(monkeypatch, act) -> None:
+    """Vouchers projected by a worker process call `act`; this process projects its own slowly, so that the workers
+    claim ranges too."""
+    original = LedgerProjection._voucher
+    parent = os.getpid()
+
+    def patched(self, *args):
+        if os.getpid() == parent:
+            time.sleep(0.01)
+        else:
+            act()
+        return original(self, *args)
+
+    monkeypatch.setattr(LedgerProjection, "_voucher", patched)
+
+
+def test_a_failing_worker_stops_the_run_at_a_whole_range_and_a_rerun_completes(qinghe_sqlite, tmp_path, ranges_of_16, monkeypatch):
+    model = ReadModel(str(tmp_path / "rm.sqlite"))
+
+    def fail():
+        raise RuntimeError("disk full in a worker")
+
+    with monkeypatch.context() as patch:
+        _in_workers_only(patch, fail)
+        with pytest.raises(RuntimeError, match="disk full in a worker"):
+            rebuild_read_model(qinghe_sqlite, model, jobs=2)
+    position = model.max_tracking_id(LedgerProjection.name)
+    assert position % 16 == 0 and position < qinghe_sqlite.recorder.max_notification_id()  # whole ranges only
+    assert all(row[2] <= position for row in model.dump()["rm_voucher"])
+    update_read_model(qinghe_sqlite, model, jobs=2)
+    assert model.dump() == fresh_dump(qinghe_sqlite, str(tmp_path / "fresh.sqlite"))
+    model.close()
+
+
+def test_a_worker_that_dies_is_reported(qinghe_sqlite, tmp_path, ranges_of_16, monkeypatch):
+    model = ReadModel(str(tmp_path / "rm.sqlite"))
+    _in_workers_only(monkeypatch, lambda: os._exit(3))
+    with pytest.raises(ReadModelError, match="a read-model worker process ended with exit code 3"):
+        rebuild_read_model(qinghe_sqlite, model, jobs=2)
+    model.close()
+
+
+def test_a_reversal_of_an_unknown_voucher_is_refused(qinghe, tmp_path):
+    projection = LedgerProjection(qinghe, "2023")
+    posted = qinghe.recorder.select_event_rows(1, 1000, (readmodel.Voucher.Reversed.TOPIC,))[0]
+    state = json.loads(posted[4])
+    state["reverses"] = "记-209901-001"
+    with pytest.raises(ReadModelError, match=f"notification {posted[0]}: .* reverses unknown voucher 记-209901-001"):
+        projection.process(*posted[:4], json.dumps(state).encode())
 
 
 def test_stored_amounts_become_fen_and_a_malformed_one_is_refused():

@@ -5,7 +5,8 @@ the projected topics in batches after its tracked position, and each batch's row
 tracking position in ONE transaction. A job killed mid-batch therefore leaves the previous batch's state
 and position, and a rerun redoes exactly the missing batches. Every table is a sum or a set over events, never a
 running state that depends on when the job ran, so a full rebuild gives the same rows as any sequence of
-incremental runs.
+incremental runs. For the same reason a long run can be cut into ranges projected by several processes at once:
+one process writes the ranges' rows in log order, each range with its position.
 
 The tables live next to the ledger (same SQLite file, same PostgreSQL schema) or in a database of their own.
 """
@@ -13,17 +14,22 @@ The tables live next to the ledger (same SQLite file, same PostgreSQL schema) or
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from multiprocessing.connection import wait as connection_wait
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -404,25 +410,44 @@ class ReadModel(TrackingRecorder):
 
     # -- batch writes through the driver: rows arrive as tuples already in the columns' stored form ----------------
 
+    def write(self, writes: Writes) -> None:
+        """A batch's rows into the current transaction: inserts, then updates, then the added sums.
+
+        Updates follow the inserts: an update of a row this batch inserted then finds it, as it would have had each
+        event been written at once. Fund and category sums are added to the stored ones.
+        """
+        for table_name, rows in writes.rows.items():
+            self.execute_many(self.insert_sql(table_name), rows)
+        for (table_name, columns), rows in writes.updates.items():
+            self.execute_many(self.update_sql(table_name, columns), rows)
+        if writes.funds:
+            self.execute_many(
+                self.add_to_sql(fund_month_table.name), [(*key, *sums) for key, sums in writes.funds.items()]
+            )
+        if writes.categories:
+            self.execute_many(
+                self.add_to_sql(fund_category_table.name), [(*key, amount) for key, amount in writes.categories.items()]
+            )
+
     def execute_many(self, statement: str, rows: list[tuple]) -> None:
         self.connection.exec_driver_sql(statement, rows)
 
-    def insert_sql(self, table: Table) -> str:
-        return self._statement("insert", table, ())
+    def insert_sql(self, table_name: str) -> str:
+        return self._statement("insert", table_name, ())
 
-    def update_sql(self, table: Table, columns: tuple[str, ...]) -> str:
+    def update_sql(self, table_name: str, columns: tuple[str, ...]) -> str:
         """UPDATE table SET columns WHERE aggregate_id; parameters are the new values, then the aggregate id."""
-        return self._statement("update", table, columns)
+        return self._statement("update", table_name, columns)
 
-    def add_to_sql(self, table: Table) -> str:
+    def add_to_sql(self, table_name: str) -> str:
         """Insert rows keyed by the table's primary key, adding their other columns to a row already there."""
-        return self._statement("add_to", table, ())
+        return self._statement("add_to", table_name, ())
 
-    def _statement(self, kind: str, table: Table, columns: tuple[str, ...]) -> str:
-        key = kind, table.name, columns
+    def _statement(self, kind: str, table_name: str, columns: tuple[str, ...]) -> str:
+        key = kind, table_name, columns
         statement = self._statements.get(key)
         if statement is None:
-            statement = self._statements[key] = self._build_statement(kind, table, columns)
+            statement = self._statements[key] = self._build_statement(kind, metadata.tables[table_name], columns)
         return statement
 
     def _build_statement(self, kind: str, table: Table, columns: tuple[str, ...]) -> str:
@@ -508,22 +533,26 @@ class RunResult:
     events: int
 
 
-class _Batch:
-    """One batch's writes, held in memory until the batch ends and then written in a few set-based statements."""
+class Writes:
+    """The rows a run of events gives, held in memory until they are written in a few set-based statements; plain
+    data keyed by table name, so that a worker process can send them to the writer."""
 
     def __init__(self) -> None:
-        self.rows: dict[Table, list[tuple]] = defaultdict(list)  # each row in its table's column order
-        self.updates: dict[tuple[Table, tuple[str, ...]], list[tuple]] = defaultdict(list)  # SET values + aggregate id
-        self.vouchers: dict[str, tuple[str | None, str | None, str | None]] = {}  # decision, contract, counterparty
+        self.rows: dict[str, list[tuple]] = defaultdict(list)  # each row in its table's column order
+        self.updates: dict[tuple[str, tuple[str, ...]], list[tuple]] = defaultdict(list)  # SET values + aggregate id
         self.funds: dict[tuple[str, str], list[int]] = {}  # FUND_COLUMNS in 分
         self.categories: dict[tuple[str, str, str], int] = defaultdict(int)  # 分
+        self.events = 0  # projected events
+        self.end = 0  # the tracking position once written: the last notification id these rows account for
 
 
 def _fen(amount: str) -> int:
     """An amount as stored ("-12.30": plain digits, a point, two decimals) in 分, the read model's unit."""
+    if amount == "0.00":  # one side of nearly every line
+        return 0
     if amount[-3:-2] != ".":
         raise ReadModelError(f"stored amount {amount!r} does not have two decimals")
-    return int(amount[:-3] + amount[-2:])
+    return int(amount.replace(".", "", 1))
 
 
 def _optional_fen(amount: str | None) -> int | None:
@@ -537,38 +566,49 @@ def _row(table: Table, **values: Any) -> tuple:
 
 _json_value = json.JSONDecoder().decode
 _json_string = json.encoder.encode_basestring  # a str as json.dumps(..., ensure_ascii=False) writes it
-APPROVAL_KEYS = tuple((field, _json_string(field) + ": ") for field in Approval.model_fields)
+_approval_values = itemgetter(*Approval.model_fields)
+APPROVAL_TEMPLATE = "{" + ", ".join(f"{_json_string(field)}: %s" for field in Approval.model_fields) + "}"
+
+
+def _state(event_class: Any, state: bytes) -> dict:
+    """A stored state as a dict of the event class's current version."""
+    data = _json_value(state.decode())
+    if "_v" in data or event_class.CLASS_VERSION > 1:
+        data = event_class.upcast_state(data)
+    return data
 
 
 def _json_strings(values: Sequence[str]) -> str:
     """json.dumps(values, ensure_ascii=False) of a list of strings (the text the column has always held)."""
-    return "[" + ", ".join(map(_json_string, values)) + "]"
+    return "[" + ", ".join(map(_json_string, values)) + "]" if values else "[]"
 
 
 def _json_approvals(approvals: Sequence[dict]) -> str:
     """json.dumps of the approvals as pydantic dumps them (Approval's field order), ensure_ascii=False."""
-    return "[" + ", ".join(
-        "{" + ", ".join(key + _json_string(approval[field]) for field, key in APPROVAL_KEYS) + "}" for approval in approvals
-    ) + "]"
+    return "[" + ", ".join([APPROVAL_TEMPLATE % tuple(map(_json_string, _approval_values(a))) for a in approvals]) + "]"
 
 
 class LedgerProjection:
-    """Turns the stored events of the projected topics into rows, a batch at a time.
+    """Turns the stored events of the projected topics into rows, taken a batch at a time.
 
     It reads stored states as the log holds them (JSON, brought to the current class version), not domain events:
     the events were validated when they were written and are covered by the log's signatures, and decoding them
-    through pydantic cost more than everything else the rebuild does. write_pending puts a batch's rows into the
-    read model's current transaction, the one that also moves the tracking position.
+    through pydantic cost more than everything else the rebuild does. What an event refers to but does not carry
+    (the voucher a reversal reverses, the asset of a depreciation, the decision of a step) comes from the ledger's
+    own earlier events, not from the read model: the rows of that part of the log may not be written yet, because
+    another process projects it (update_read_model with jobs > 1).
     """
 
     name = "ledger_read_model"
     topics = TOPICS
 
-    def __init__(self, view: ReadModel, chart: str):
-        self.view = view
+    def __init__(self, app: Any, chart: str):
+        self.app = app
         self.chart = load_chart(chart)  # opening balances carry no chart of their own
-        self._batch = _Batch()
+        self._writes = Writes()
         self._top_codes: dict[str, dict[str, str]] = {}  # chart → code → top-level code
+        # References of the vouchers projected since the last take, for reversals of them: no read of the ledger.
+        self._references: dict[str, tuple[str | None, str | None, str | None]] = {}  # decision, contract, counterparty
         # Facts that never change once registered, kept for the run: aggregate id → asset no / decision id.
         self._asset_nos: dict[str, str] = {}
         self._decision_ids: dict[str, str] = {}
@@ -599,42 +639,29 @@ class LedgerProjection:
             event_class, handler = self._handlers[topic]
         except KeyError:
             raise ReadModelError(f"no read-model handler for topic {topic!r} at notification {notification_id}") from None
-        data = _json_value(state.decode())
-        if "_v" in data or event_class.CLASS_VERSION > 1:
-            data = event_class.upcast_state(data)
-        handler(notification_id, aggregate_id, version, data)
+        handler(notification_id, aggregate_id, version, _state(event_class, state))
+        self._writes.events += 1
 
-    def write_pending(self) -> None:
-        """Write the batch into the view's transaction: inserts, then updates, then the added sums.
-
-        Updates follow the inserts: an update of a row this batch inserted then finds it, as it would have had each
-        event been written at once. Fund and category sums are added to the stored ones.
-        """
-        view = self.view
-        batch, self._batch = self._batch, _Batch()
-        for table, rows in batch.rows.items():
-            view.execute_many(view.insert_sql(table), rows)
-        for (table, columns), rows in batch.updates.items():
-            view.execute_many(view.update_sql(table, columns), rows)
-        if batch.funds:
-            view.execute_many(view.add_to_sql(fund_month_table), [(*key, *sums) for key, sums in batch.funds.items()])
-        if batch.categories:
-            view.execute_many(
-                view.add_to_sql(fund_category_table), [(*key, amount) for key, amount in batch.categories.items()]
-            )
+    def take(self, end: int) -> Writes:
+        """The rows of the events processed since the last take; once written, the read model stands at `end`."""
+        writes, self._writes = self._writes, Writes()
+        writes.end = end
+        self._references.clear()
+        return writes
 
     def _insert(self, table: Table, row: tuple) -> None:
-        self._batch.rows[table].append(row)
+        self._writes.rows[table.name].append(row)
 
     def _update(self, table: Table, aggregate_id: str, **values: Any) -> None:
         """UPDATE … SET values WHERE aggregate_id, when the batch is written."""
-        self._batch.updates[table, tuple(values)].append((*values.values(), aggregate_id))
+        self._writes.updates[table.name, tuple(values)].append((*values.values(), aggregate_id))
 
-    def _key_of(self, column: Column, aggregate_id: str) -> Any:
-        """`column` of the row of an aggregate (unique per aggregate in its table) written by an earlier batch."""
-        return self.view.connection.execute(
-            select(column).where(column.table.c.aggregate_id == aggregate_id)
-        ).scalar_one_or_none()
+    def _first_event(self, notification_id: int, aggregate_id: UUID | str, what: str) -> dict:
+        """The state of the first event of an aggregate that an event at `notification_id` refers to."""
+        stored = self.app.recorder.select_events(aggregate_id if isinstance(aggregate_id, UUID) else UUID(aggregate_id), lte=1)
+        if not stored or stored[0].topic not in self._handlers:
+            raise ReadModelError(f"notification {notification_id}: {what}")
+        return _state(self._handlers[stored[0].topic][0], stored[0].state)
 
     def _chart_tops(self, chart: str) -> dict[str, str]:
         return self._top_codes.setdefault(chart, {})
@@ -646,36 +673,26 @@ class LedgerProjection:
     # -- vouchers and fund movements ----------------------------------------------------------------------------
 
     def _opening(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
-        self._voucher(
-            notification_id, aggregate_id=aggregate_id, voucher_no=OPENING_VOUCHER, day=e["date"],
-            chart=self.chart.version, kind=OPENING, summary="期初余额", lines=e["lines"],
-        )
+        opening = {"date": e["date"], "summary": "期初余额", "lines": e["lines"], "tags": [], "approvals": [], "attachments": []}
+        self._voucher(notification_id, aggregate_id, OPENING_VOUCHER, self.chart.version, OPENING, opening, None, None, None, None)
 
     def _posted(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        kind = CLOSING if e["closing"] else VOUCHER
         self._voucher(
-            notification_id, aggregate_id=aggregate_id, voucher_no=e["voucher_no"], day=e["date"], chart=e["chart"],
-            kind=CLOSING if e["closing"] else VOUCHER, summary=e["summary"], lines=e["lines"], decision=e["decision"],
-            contract=e["contract"], counterparty=e["counterparty"], tags=e["tags"], approvals=e["approvals"],
-            attachments=e["attachments"],
+            notification_id, aggregate_id, e["voucher_no"], e["chart"], kind, e, None, e["decision"], e["contract"],
+            e["counterparty"],
         )
 
     def _reversed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         reverses = e["reverses"]
-        original = self._batch.vouchers.get(reverses) or self.view.connection.execute(
-            select(voucher_table.c.decision, voucher_table.c.contract, voucher_table.c.counterparty).where(
-                voucher_table.c.voucher_no == reverses
-            )
-        ).first()
+        original = self._references.get(reverses)
         if original is None:
-            raise ReadModelError(f"notification {notification_id}: {e['voucher_no']} reverses unknown voucher {reverses}")
-        decision, contract, counterparty = original
+            posted = self._first_event(
+                notification_id, self.app.id_of("voucher", reverses), f"{e['voucher_no']} reverses unknown voucher {reverses}"
+            )
+            original = posted["decision"], posted["contract"], posted["counterparty"]
         # The red lines undo the original's references too (a reversed contract receipt is no longer received).
-        self._voucher(
-            notification_id, aggregate_id=aggregate_id, voucher_no=e["voucher_no"], day=e["date"], chart=e["chart"],
-            kind=REVERSAL, summary=e["summary"], lines=e["lines"], reverses=reverses, decision=decision,
-            contract=contract, counterparty=counterparty, tags=e["tags"], approvals=e["approvals"],
-            attachments=e["attachments"],
-        )
+        self._voucher(notification_id, aggregate_id, e["voucher_no"], e["chart"], REVERSAL, e, reverses, *original)
 
     def _marked_reversed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         self._update(voucher_table, aggregate_id, reversed_by=e["reversed_by"])
@@ -683,50 +700,48 @@ class LedgerProjection:
     def _voucher(
         self,
         notification_id: int,
-        *,
         aggregate_id: str,
         voucher_no: str,
-        day: str,
         chart: str,
         kind: str,
-        summary: str,
-        lines: Sequence[dict],
-        reverses: str | None = None,
-        decision: str | None = None,
-        contract: str | None = None,
-        counterparty: str | None = None,
-        tags: Sequence[str] = (),
-        approvals: Sequence[dict] = (),
-        attachments: Sequence[str] = (),
+        e: dict,
+        reverses: str | None,
+        decision: str | None,
+        contract: str | None,
+        counterparty: str | None,
     ) -> None:
+        """Rows of a voucher whose date, summary, lines, tags, approvals and attachments are those of `e`."""
+        day = e["date"]
         period = day[:7]
         tops_of_chart = self._top_codes.get(chart) or self._chart_tops(chart)
         # (code, detail, top-level code, fund or None, debit 分, credit 分) per line
         parsed = []
-        for line in lines:
+        receipts = payments = cash_payments = 0
+        for line in e["lines"]:
             code = line["code"]
             top = tops_of_chart.get(code) or self._top_code(chart, code)
-            parsed.append((code, line["detail"], top, FUND_OF_ACCOUNT.get(top), _fen(line["debit"]), _fen(line["credit"])))
-        is_transfer = kind != OPENING and all(line[3] for line in parsed)
-        moves_funds = not is_transfer and kind != OPENING
-        receipts = payments = cash_payments = 0
-        for _, _, _, fund, debit, credit in parsed:
+            fund = FUND_OF_ACCOUNT.get(top)
+            debit, credit = _fen(line["debit"]), _fen(line["credit"])
+            parsed.append((code, line["detail"], top, fund, debit, credit))
             if fund:
                 receipts += debit
                 payments += credit
                 if fund == CASH:
                     cash_payments += credit
-        batch = self._batch
-        batch.rows[voucher_table].append((
-            voucher_no, aggregate_id, notification_id, day, period, chart, kind, summary, reverses, None, decision,
-            contract, counterparty, _json_strings(tags), _json_approvals(approvals), _json_strings(attachments), is_transfer,
-            receipts if moves_funds else 0, payments if moves_funds else 0, cash_payments if moves_funds else 0,
+        is_transfer = kind != OPENING and all(line[3] for line in parsed)
+        moves_funds = not is_transfer and kind != OPENING
+        writes = self._writes
+        writes.rows[voucher_table.name].append((
+            voucher_no, aggregate_id, notification_id, day, period, chart, kind, e["summary"], reverses, None, decision,
+            contract, counterparty, _json_strings(e["tags"]), _json_approvals(e["approvals"]),
+            _json_strings(e["attachments"]), is_transfer, receipts if moves_funds else 0, payments if moves_funds else 0,
+            cash_payments if moves_funds else 0,
         ))
-        batch.vouchers[voucher_no] = (decision, contract, counterparty)
+        self._references[voucher_no] = (decision, contract, counterparty)
         posting_kind = VOUCHER if kind == REVERSAL else kind
         claim_codes = CLAIM_ACCOUNTS[chart]
-        line_rows = batch.rows[voucher_line_table]
-        fund_sums = batch.funds
+        line_rows = writes.rows[voucher_line_table.name]
+        fund_sums = writes.funds
         for line_no, (code, detail, top, fund, debit, credit) in enumerate(parsed, start=1):
             line_rows.append((voucher_no, line_no, day, chart, posting_kind, code, top, detail, debit, credit, fund))
             if fund:
@@ -742,15 +757,15 @@ class LedgerProjection:
                     sums[1] += debit
                     sums[2] += credit
             if top in claim_codes:
-                batch.rows[claim_movement_table].append((voucher_no, line_no, day, top, detail, debit - credit))
+                writes.rows[claim_movement_table.name].append((voucher_no, line_no, day, top, detail, debit - credit))
         if moves_funds and (receipts or payments):
             self._categories(period, parsed, receipts, payments)
         if contract and receipts and not is_transfer:
-            batch.rows[contract_receipt_table].append((voucher_no, contract, day, receipts))
+            writes.rows[contract_receipt_table.name].append((voucher_no, contract, day, receipts))
 
     def _categories(self, period: str, parsed: list[tuple], receipts: int, payments: int) -> None:
         """Income and expense by the counter-account of the fund movement (for the charts)."""
-        categories = self._batch.categories
+        categories = self._writes.categories
         for _, _, top, fund, debit, credit in parsed:
             if fund:
                 continue
@@ -797,10 +812,11 @@ class LedgerProjection:
         ))
 
     def _asset_no(self, notification_id: int, aggregate_id: str) -> str:
-        asset_no = self._asset_nos.get(aggregate_id) or self._key_of(asset_table.c.asset_no, aggregate_id)
+        asset_no = self._asset_nos.get(aggregate_id)
         if asset_no is None:
-            raise ReadModelError(f"notification {notification_id}: event of an asset never registered")
-        self._asset_nos[aggregate_id] = asset_no
+            asset_no = self._asset_nos[aggregate_id] = self._first_event(
+                notification_id, aggregate_id, "event of an asset never registered"
+            )["asset_no"]
         return asset_no
 
     def _depreciated(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
@@ -826,10 +842,11 @@ class LedgerProjection:
         self._insert(decision_table, (e["decision_id"], aggregate_id, e["title"], e["matter"], _optional_fen(e["amount"])))
 
     def _step(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
-        decision_id = self._decision_ids.get(aggregate_id) or self._key_of(decision_table.c.decision_id, aggregate_id)
+        decision_id = self._decision_ids.get(aggregate_id)
         if decision_id is None:
-            raise ReadModelError(f"notification {notification_id}: step of a decision never opened")
-        self._decision_ids[aggregate_id] = decision_id
+            decision_id = self._decision_ids[aggregate_id] = self._first_event(
+                notification_id, aggregate_id, "step of a decision never opened"
+            )["decision_id"]
         self._insert(decision_step_table, _row(
             decision_step_table, decision_id=decision_id, version=version, step=e["step"], date=e["date"],
             body=e["body"], due=e["due"], present=e["present"], votes_for=e["votes_for"],
@@ -849,34 +866,158 @@ class LedgerProjection:
         ))
 
 
-def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000) -> RunResult:
-    """Process every event after the tracked position, one transaction per batch of notifications."""
+def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: int = 1) -> RunResult:
+    """Process every event after the tracked position, one transaction per batch.
+
+    A batch is `batch` projected events; with jobs > 1 and a SQLite ledger holding PARALLEL_FROM_EVENTS or more
+    events after the position, it is instead a range of RANGE_SPAN notification ids, and the ranges are projected
+    by this process and jobs - 1 forked ones at once while this process writes them in log order.
+    """
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
-    projection = LedgerProjection(model, app.ledger().chart)
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    chart = app.ledger().chart
     start = position = model.start_tracking(LedgerProjection.name, app.origin)
+    last = app.recorder.max_notification_id() or 0
+    if jobs > 1 and last - start >= PARALLEL_FROM_EVENTS and _forkable(app):
+        pending = _projected_ranges(app, chart, start, last, jobs)
+    else:
+        pending = _projected_batches(LedgerProjection(app, chart), start, batch)
     batches = events = 0
-    while True:
-        rows = app.recorder.select_event_rows(position + 1, batch, TOPICS)
-        if not rows:
-            break
-        with model.transaction():
-            for row in rows:
-                projection.process(*row)
-            projection.write_pending()
-            model.insert_tracking(Tracking(LedgerProjection.name, rows[-1][0]))
-        position = rows[-1][0]
-        batches += 1
-        events += len(rows)
-        if len(rows) < batch:
-            break
+    with closing(pending):
+        for writes in pending:
+            with model.transaction():
+                model.write(writes)
+                model.insert_tracking(Tracking(LedgerProjection.name, writes.end))
+            position = writes.end
+            batches += 1
+            events += writes.events
     return RunResult(start=start, end=position, batches=batches, events=events)
 
 
-def rebuild_read_model(app: Any, model: ReadModel, *, batch: int = 2000) -> RunResult:
+def rebuild_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: int = 1) -> RunResult:
     """Empty the read model and process the whole log again."""
     model.clear(LedgerProjection.name)
-    return update_read_model(app, model, batch=batch)
+    return update_read_model(app, model, batch=batch, jobs=jobs)
+
+
+def _projected_batches(projection: LedgerProjection, position: int, batch: int) -> Generator[Writes, None, None]:
+    """The writes of each `batch` projected events after `position`, read as they are asked for."""
+    recorder = projection.app.recorder
+    while True:
+        rows = recorder.select_event_rows(position + 1, batch, TOPICS)
+        if not rows:
+            return
+        for row in rows:
+            projection.process(*row)
+        position = rows[-1][0]
+        yield projection.take(end=position)
+        if len(rows) < batch:
+            return
+
+
+# A range's worth of events is read in one query, and worker processes claim one range at a time.
+RANGE_SPAN = 4096
+# Below this many events after the position one process projects them: a fork costs about what it would save.
+PARALLEL_FROM_EVENTS = 20_000
+
+
+def _forkable(app: Any) -> bool:
+    """Worker processes read the ledger through a connection of their own; forked, they start at once."""
+    return "fork" in multiprocessing.get_all_start_methods() and isinstance(app.recorder.datastore, SQLiteDatastore)
+
+
+def _projected_ranges(app: Any, chart: str, position: int, last: int, jobs: int) -> Generator[Writes, None, None]:
+    """The writes of each range of RANGE_SPAN notification ids after `position` up to `last`, in log order.
+
+    Ranges are claimed from a shared counter by jobs - 1 forked processes and by this one: while the next range to
+    write is still with a worker, this process projects another rather than wait (holding at most `jobs` ranges it
+    cannot write yet), so the work follows whichever core is free.
+    """
+    ranges = [(low, min(low + RANGE_SPAN, last + 1)) for low in range(position + 1, last + 1, RANGE_SPAN)]
+    context = multiprocessing.get_context("fork")
+    claimed = context.Value("q", 0)
+    workers = {}
+    try:
+        for _ in range(jobs - 1):
+            results, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_project_claimed, args=(sender, type(app), app.location, chart, ranges, claimed))
+            process.start()
+            sender.close()
+            workers[results] = process
+        projection = LedgerProjection(app, chart)
+        ready: dict[int, Writes] = {}
+        for index in range(len(ranges)):
+            while index not in ready:
+                _receive(connection_wait(list(workers), timeout=0), workers, ready)
+                if index in ready:
+                    break
+                mine = _claim(claimed, len(ranges)) if len(ready) < jobs else None
+                if mine is not None:
+                    ready[mine] = _project_range(projection, *ranges[mine])
+                elif workers:
+                    _receive(connection_wait(list(workers)), workers, ready)
+                else:
+                    raise ReadModelError(f"notifications {ranges[index][0]}–{ranges[index][1] - 1}: no process projected them")
+            yield ready.pop(index)
+    finally:
+        for results, process in workers.items():
+            process.terminate()
+            process.join()
+            results.close()
+
+
+def _receive(connections: list[Any], workers: dict[Any, Any], ready: dict[int, Writes]) -> None:
+    """Take what the given workers sent: a range's writes, an exception to raise, or the end of their work."""
+    for results in connections:
+        try:
+            index, sent = results.recv()
+        except EOFError:
+            process = workers.pop(results)
+            process.join()
+            results.close()
+            if process.exitcode != 0:
+                raise ReadModelError(f"a read-model worker process ended with exit code {process.exitcode}") from None
+            continue
+        if index is None:
+            raise sent
+        ready[index] = sent
+
+
+def _claim(claimed: Any, count: int) -> int | None:
+    """The next range nobody has claimed, or None when all have been."""
+    with claimed.get_lock():
+        index = claimed.value
+        if index >= count:
+            return None
+        claimed.value = index + 1
+        return index
+
+
+def _project_range(projection: LedgerProjection, low: int, high: int) -> Writes:
+    """The writes of the projected events with low <= notification id < high."""
+    rows = projection.app.recorder.select_event_rows(low, high - low, TOPICS, stop=high)
+    for row in rows:
+        projection.process(*row)
+    return projection.take(end=high - 1)
+
+
+def _project_claimed(sender: Any, app_class: type, location: str, chart: str, ranges: list[tuple[int, int]], claimed: Any) -> None:
+    """In a worker process: project ranges until none is left to claim, sending (index, writes) for each, or
+    (None, the exception) when one fails."""
+    try:
+        app = app_class(location)
+        try:
+            projection = LedgerProjection(app, chart)
+            while (index := _claim(claimed, len(ranges))) is not None:
+                sender.send((index, _project_range(projection, *ranges[index])))
+        finally:
+            app.close()
+    except Exception as exc:  # the writer re-raises it
+        sender.send((None, exc))
+    finally:
+        sender.close()
 
 
 def open_read_model(app: Any, location: str | None = None) -> ReadModel:

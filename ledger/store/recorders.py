@@ -417,14 +417,17 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainWriter):
             )
             return c.fetchall()
 
-    def select_event_rows(self, start: int, limit: int, topics: Sequence[str]) -> list[tuple[int, str, int, str, bytes]]:
-        """(notification id, originator id, version, topic, state) of the given topics from `start` on, in
-        notification order; the originator id in its hyphenated form, as entries name it."""
+    def select_event_rows(
+        self, start: int, limit: int, topics: Sequence[str], *, stop: int | None = None
+    ) -> list[tuple[int, str, int, str, bytes]]:
+        """(notification id, originator id, version, topic, state) of the given topics from `start` on (and before
+        `stop` if given), in notification order; the originator id in its hyphenated form, as entries name it."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
-                f"WHERE rowid >= ? AND topic IN ({','.join('?' * len(topics))}) ORDER BY rowid LIMIT ?",
-                (start, *topics, limit),
+                f"WHERE rowid >= ? {'' if stop is None else 'AND rowid < ? '}"
+                f"AND topic IN ({','.join('?' * len(topics))}) ORDER BY rowid LIMIT ?",
+                (start, *(() if stop is None else (stop,)), *topics, limit),
             )
             rows = c.fetchall()
         entry_id = self.entry_id
@@ -546,6 +549,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainWrite
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{events} "
             "WHERE notification_id >= %s AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
         ).format(schema=schema, events=events)
+        self.select_event_rows_until_statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE notification_id >= %s AND notification_id < %s AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
+        ).format(schema=schema, events=events)
         self.select_events_of_statement = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
             "WHERE originator_id = ANY(%s::{id_type}[]) ORDER BY originator_id, originator_version"
@@ -640,10 +647,15 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainWrite
             return [(row["notification_id"], row["topic"], bytes(row["state"])) for row in curs.fetchall()]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def select_event_rows(self, start: int, limit: int, topics: Sequence[str]) -> list[tuple[int, str, int, str, bytes]]:
+    def select_event_rows(
+        self, start: int, limit: int, topics: Sequence[str], *, stop: int | None = None
+    ) -> list[tuple[int, str, int, str, bytes]]:
         """As ChainedSQLiteApplicationRecorder.select_event_rows."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_event_rows_statement, (start, list(topics), limit))
+            if stop is None:
+                curs.execute(self.select_event_rows_statement, (start, list(topics), limit))
+            else:
+                curs.execute(self.select_event_rows_until_statement, (start, stop, list(topics), limit))
             return [
                 (row["notification_id"], str(row["originator_id"]), row["originator_version"], row["topic"], bytes(row["state"]))
                 for row in curs.fetchall()
