@@ -108,16 +108,22 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
+def jobs_of(args) -> int:
+    """The --jobs option: processes for work a long SQLite log is cut up for (default: all cores)."""
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    return args.jobs or os.cpu_count() or 1
+
+
 def cmd_report(args) -> int:
     from .reports import render_report
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    jobs = jobs_of(args)
     app = open_ledger(args.ledger)
     try:
         text = render_report(
             app, args.kind, at=args.at, fmt=args.format, account=args.account, include_closing=not args.before_close,
-            jobs=args.jobs or os.cpu_count() or 1,
+            jobs=jobs,
         )
     except LookupError as exc:
         raise UsageError(str(exc)) from None

@@ -65,11 +65,13 @@ def write_disclosure(
     *,
     published: date | None = None,
     read_model: ReadModel | None = None,
+    jobs: int = 1,
 ) -> list[Path]:
     """Write the month's disclosure as JSON (the hashed canonical bytes), HTML and CSV files; returns their paths.
 
     With `signer`, publish it: the month must be closed and not yet published, and its hash goes into the log.
-    `published` is the posting date (default: today, local time).
+    `published` is the posting date (default: today, local time). The read model is brought up to date first, by
+    `jobs` processes when much of the log is new to it (update_read_model).
     """
     check_month(month)
     start, end = period_bounds(month)
@@ -89,7 +91,7 @@ def write_disclosure(
             raise PermissionError("publishing writes to the log: open the ledger with the signer's key")
     model = read_model or open_read_model(app)
     try:
-        update_read_model(app, model)
+        update_read_model(app, model, jobs=jobs)
         note = cosigned_checkpoint_for_period(app, month)
         size = parse_checkpoint(parse_note(note).text).size if note else None
         if existing is not None:
@@ -137,12 +139,13 @@ def _write_files(out_dir: Path, month: str, document: dict[str, Any], digest: st
 
 
 def cmd_disclose(args: Any) -> int:
-    from .cli import EXIT_OK, UsageError, load_key, open_ledger
+    from .cli import EXIT_OK, UsageError, jobs_of, load_key, open_ledger
 
     try:
         check_month(args.month)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    jobs = jobs_of(args)
     signer = load_key(args.key).signer if args.key else None
     app = open_ledger(args.ledger, signer)
     read_model = None
@@ -152,7 +155,9 @@ def cmd_disclose(args: Any) -> int:
         except Exception as exc:  # an unreachable or malformed database location is a usage problem
             raise UsageError(f"read model {args.read_model}: {exc}") from None
     try:
-        paths = write_disclosure(app, args.month, Path(args.out), signer, published=args.date, read_model=read_model)
+        paths = write_disclosure(
+            app, args.month, Path(args.out), signer, published=args.date, read_model=read_model, jobs=jobs
+        )
     except DisclosureMismatch as exc:
         raise Rejected([Problem("month", str(exc))]) from None
     finally:
@@ -175,4 +180,5 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--key", help="signer key file: publish, recording the disclosure's SHA-256 in the log")
     parser.add_argument("--date", type=_date, help="publication date (default: today)")
     parser.add_argument("--read-model", help="read-model database (SQLite path or postgresql:// URL); default: the ledger's own")
+    parser.add_argument("--jobs", type=int, help="processes projecting a long SQLite log into the read model (default: all cores)")
     parser.set_defaults(func=cmd_disclose)

@@ -211,6 +211,22 @@ def test_cli_disclose_draft_without_key(qinghe, tmp_path, capsys):
     assert "month must be YYYY-MM" in capsys.readouterr().err
 
 
+def test_cli_disclose_projects_a_new_read_model_with_several_processes(qinghe, tmp_path, capsys, monkeypatch):
+    from ledger.projections import readmodel
+
+    monkeypatch.setattr(readmodel, "PARALLEL_FROM_EVENTS", 1)
+    monkeypatch.setattr(readmodel, "RANGE_SPAN", 32)
+    outputs = {}
+    for jobs in ("1", "3"):
+        read_model = str(tmp_path / f"rm-{jobs}.sqlite")
+        argv = ["disclose", qinghe.location, "--month", "2025-12", "--out", str(tmp_path / jobs), "--read-model", read_model]
+        assert main([*argv, "--jobs", jobs]) == 0
+        outputs[jobs] = {path.name: path.read_bytes() for path in (tmp_path / jobs).iterdir()}
+    assert len(outputs["1"]) > 2 and outputs["3"] == outputs["1"]
+    assert main(["disclose", qinghe.location, "--month", "2025-12", "--out", str(tmp_path), "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_published_disclosure_carries_the_cosigned_checkpoint_of_its_month_close(ledger_location, signer, tmp_path):
     from test_checkpoints import Witnesses, import_with_month_closes, new_ledger
 
