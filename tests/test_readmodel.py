@@ -66,6 +66,26 @@ def test_incremental_rerun_and_rebuild_agree(qinghe, tmp_path):
     model.close()
 
 
+def test_absent_values_are_stored_as_null(qinghe, tmp_path):
+    """On SQLite the rows carry 0 for an absent reference and the INSERT turns it into NULL."""
+    model = ReadModel(str(tmp_path / "rm.sqlite"))
+    update_read_model(qinghe, model)
+    with model.engine.connect() as conn:
+        def count(sql: str) -> int:
+            return conn.exec_driver_sql(sql).scalar_one()
+
+        # The counts the read model held before absent values were bound as 0.
+        assert count("SELECT count(*) FROM rm_voucher WHERE decision IS NULL AND reverses IS NULL") == 70
+        assert count("SELECT count(*) FROM rm_voucher WHERE counterparty IS NULL") == 65
+        assert count("SELECT count(*) FROM rm_voucher WHERE contract IS NULL") == 68
+        assert count("SELECT count(*) FROM rm_voucher WHERE reversed_by IS NOT NULL") == 1
+        assert count("SELECT count(*) FROM rm_voucher_line WHERE fund IS NULL") == 131
+        for column in ("reverses", "reversed_by", "decision", "contract", "counterparty"):
+            assert count(f"SELECT count(*) FROM rm_voucher WHERE typeof({column}) = 'integer'") == 0
+        assert count("SELECT count(*) FROM rm_voucher_line WHERE typeof(fund) = 'integer'") == 0
+    model.close()
+
+
 def test_read_model_of_another_ledger_is_refused(qinghe, tmp_path):
     location = str(tmp_path / "rm.sqlite")
     model = ReadModel(location)

@@ -376,6 +376,10 @@ class ReadModel(TrackingRecorder):
             self.engine = self.engine.execution_options(schema_translate_map={None: schema})
         self._connection: Connection | None = None
         self._statements: dict[tuple[str, str, tuple[str, ...]], str] = {}
+        # What inserted rows may carry for NULL in a nullable column that never holds a number: on SQLite 0, which
+        # the INSERT turns into NULL (NULLIF), because Python's sqlite3 binds None through an adapter lookup that
+        # costs a rebuild more than the rest of a row's parameters; PostgreSQL types its parameters, so None.
+        self.absent: int | None = 0 if self.engine.dialect.name == "sqlite" else None
         self.create_tables()
 
     def create_tables(self) -> None:
@@ -459,7 +463,11 @@ class ReadModel(TrackingRecorder):
         if kind == "update":
             assignments = ", ".join(f"{preparer.quote(c)} = {marker}" for c in columns)
             return f"UPDATE {target} SET {assignments} WHERE aggregate_id = {marker}"
-        insert_rows = f"INSERT INTO {target} ({', '.join(every)}) VALUES ({', '.join([marker] * len(every))})"
+        values = [
+            f"NULLIF({marker}, 0)" if self.absent is not None and c.nullable and not _holds_numbers(c) else marker
+            for c in table.c
+        ]
+        insert_rows = f"INSERT INTO {target} ({', '.join(every)}) VALUES ({', '.join(values)})"
         if kind == "insert":
             return insert_rows
         keys = ", ".join(preparer.quote(c.name) for c in table.primary_key)
@@ -546,6 +554,10 @@ class Writes:
         self.end = 0  # the tracking position once written: the last notification id these rows account for
 
 
+def _holds_numbers(column: Column) -> bool:
+    return isinstance(column.type, (Integer, BigInteger, Money, Boolean))
+
+
 def _fen(amount: str) -> int:
     """An amount as stored ("-12.30": plain digits, a point, two decimals) in 分, the read model's unit."""
     if amount == "0.00":  # one side of nearly every line
@@ -602,9 +614,10 @@ class LedgerProjection:
     name = "ledger_read_model"
     topics = TOPICS
 
-    def __init__(self, app: Any, chart: str):
+    def __init__(self, app: Any, chart: str, absent: int | None = None):
         self.app = app
         self.chart = load_chart(chart)  # opening balances carry no chart of their own
+        self.absent = absent  # in place of None in the voucher and line rows (ReadModel.absent)
         self._writes = Writes()
         self._top_codes: dict[str, dict[str, str]] = {}  # chart → code → top-level code
         # References of the vouchers projected since the last take, for reversals of them: no read of the ledger.
@@ -713,6 +726,7 @@ class LedgerProjection:
         """Rows of a voucher whose date, summary, lines, tags, approvals and attachments are those of `e`."""
         day = e["date"]
         period = day[:7]
+        absent = self.absent
         tops_of_chart = self._top_codes.get(chart) or self._chart_tops(chart)
         # (code, detail, top-level code, fund or None, debit 分, credit 分) per line
         parsed = []
@@ -720,7 +734,7 @@ class LedgerProjection:
         for line in e["lines"]:
             code = line["code"]
             top = tops_of_chart.get(code) or self._top_code(chart, code)
-            fund = FUND_OF_ACCOUNT.get(top)
+            fund = FUND_OF_ACCOUNT.get(top, absent)
             debit, credit = _fen(line["debit"]), _fen(line["credit"])
             parsed.append((code, line["detail"], top, fund, debit, credit))
             if fund:
@@ -732,8 +746,10 @@ class LedgerProjection:
         moves_funds = not is_transfer and kind != OPENING
         writes = self._writes
         writes.rows[voucher_table.name].append((
-            voucher_no, aggregate_id, notification_id, day, period, chart, kind, e["summary"], reverses, None, decision,
-            contract, counterparty, _json_strings(e["tags"]), _json_approvals(e["approvals"]),
+            voucher_no, aggregate_id, notification_id, day, period, chart, kind, e["summary"],
+            absent if reverses is None else reverses, absent, absent if decision is None else decision,
+            absent if contract is None else contract, absent if counterparty is None else counterparty,
+            _json_strings(e["tags"]), _json_approvals(e["approvals"]),
             _json_strings(e["attachments"]), is_transfer, receipts if moves_funds else 0, payments if moves_funds else 0,
             cash_payments if moves_funds else 0,
         ))
@@ -881,9 +897,9 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: in
     start = position = model.start_tracking(LedgerProjection.name, app.origin)
     last = app.recorder.max_notification_id() or 0
     if jobs > 1 and last - start >= PARALLEL_FROM_EVENTS and _forkable(app):
-        pending = _projected_ranges(app, chart, start, last, jobs)
+        pending = _projected_ranges(app, chart, model.absent, start, last, jobs)
     else:
-        pending = _projected_batches(LedgerProjection(app, chart), start, batch)
+        pending = _projected_batches(LedgerProjection(app, chart, model.absent), start, batch)
     batches = events = 0
     with closing(pending):
         for writes in pending:
@@ -928,7 +944,9 @@ def _forkable(app: Any) -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and isinstance(app.recorder.datastore, SQLiteDatastore)
 
 
-def _projected_ranges(app: Any, chart: str, position: int, last: int, jobs: int) -> Generator[Writes, None, None]:
+def _projected_ranges(
+    app: Any, chart: str, absent: int | None, position: int, last: int, jobs: int
+) -> Generator[Writes, None, None]:
     """The writes of each range of RANGE_SPAN notification ids after `position` up to `last`, in log order.
 
     Ranges are claimed from a shared counter by jobs - 1 forked processes and by this one: while the next range to
@@ -942,11 +960,13 @@ def _projected_ranges(app: Any, chart: str, position: int, last: int, jobs: int)
     try:
         for _ in range(jobs - 1):
             results, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_project_claimed, args=(sender, type(app), app.location, chart, ranges, claimed))
+            process = context.Process(
+                target=_project_claimed, args=(sender, type(app), app.location, chart, absent, ranges, claimed)
+            )
             process.start()
             sender.close()
             workers[results] = process
-        projection = LedgerProjection(app, chart)
+        projection = LedgerProjection(app, chart, absent)
         ready: dict[int, Writes] = {}
         for index in range(len(ranges)):
             while index not in ready:
@@ -1003,13 +1023,15 @@ def _project_range(projection: LedgerProjection, low: int, high: int) -> Writes:
     return projection.take(end=high - 1)
 
 
-def _project_claimed(sender: Any, app_class: type, location: str, chart: str, ranges: list[tuple[int, int]], claimed: Any) -> None:
+def _project_claimed(
+    sender: Any, app_class: type, location: str, chart: str, absent: int | None, ranges: list[tuple[int, int]], claimed: Any
+) -> None:
     """In a worker process: project ranges until none is left to claim, sending (index, writes) for each, or
     (None, the exception) when one fails."""
     try:
         app = app_class(location)
         try:
-            projection = LedgerProjection(app, chart)
+            projection = LedgerProjection(app, chart, absent)
             while (index := _claim(claimed, len(ranges))) is not None:
                 sender.send((index, _project_range(projection, *ranges[index])))
         finally:
