@@ -390,6 +390,22 @@ class ChainedRecorderConformance(ABC):
         assert reopened.log_size() == 3
         assert assert_chain_covers_events(recorder, signer=conformance_signer(), origin=CONFORMANCE_ORIGIN) == 3
 
+    def test_select_event_rows_of_topics_from_start_before_stop(self) -> None:
+        recorder = self.create_recorder()
+        written = [new_events(2), new_events(3, topic="ledger/Other"), new_events(2), new_events(1, topic="ledger/Other")]
+        ids = self.write(recorder, [event for events in written for event in events])
+        assert ids is not None and len(ids) == 8
+        rows = [
+            (notification_id, str(event.originator_id), event.originator_version, event.topic, event.state)
+            for notification_id, event in zip(ids, (e for events in written for e in events), strict=True)
+        ]
+        tested = [row for row in rows if row[3] == "ledger/Tested"]
+        assert recorder.select_event_rows(ids[0], 100, ("ledger/Tested",)) == tested
+        assert recorder.select_event_rows(ids[1], 2, ("ledger/Tested",)) == tested[1:3]
+        assert recorder.select_event_rows(ids[0], 100, ("ledger/Tested", "ledger/Other"), stop=ids[6]) == rows[:6]
+        assert recorder.select_event_rows(ids[2], 100, ("ledger/Other",), stop=ids[7] + 1) == rows[2:5] + rows[7:]
+        assert recorder.select_event_rows(ids[7] + 1, 100, ("ledger/Tested", "ledger/Other")) == []
+
     def test_select_events_of_many_aggregates(self) -> None:
         recorder = self.create_recorder()
         # More ids than one SQLite `IN (...)` list holds, so the chunks must join up.
