@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .journal import Amount, Approval, Instalment
-from .model import Aggregate, Event, register_aggregate
+from .model import Aggregate, Event, TrustedModel, register_aggregate
 from .policy import Policy, upgrade_policy_v1
 
 Role = Literal["signer", "log", "witness"]
@@ -31,7 +31,7 @@ def child_id(origin: str, kind: str, key: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"village-ledger:{origin}/{kind}/{key}")
 
 
-class PostingLine(BaseModel):
+class PostingLine(TrustedModel):
     """A voucher line as stored: a chart account, its detail, and both columns (the unused one is 0.00)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -61,7 +61,30 @@ def class_for_topic(topic: str) -> type["Event"]:
         raise UnknownTopic(f"no event class has topic {topic!r}") from None
 
 
-class Event(BaseModel):
+class TrustedModel(BaseModel):
+    """A model that our own code may also build from values already validated, skipping validation."""
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """An instance built by our own code from values already validated (never from stored or journal JSON as
+        such).
+
+        Skips pydantic validation; the instance is the one validation would return for these values (same
+        fields set, same dump): every field must be given, each already of its field's type.
+        """
+        fields = cls.__pydantic_fields__
+        if len(values) != len(fields):
+            raise TypeError(f"{cls.__qualname__}.trusted needs exactly the fields {sorted(fields)}")
+        state = {name: values[name] for name in fields}  # KeyError names a missing field
+        instance = cls.__new__(cls)
+        _set(instance, "__dict__", state)
+        _set(instance, "__pydantic_fields_set__", set(state))
+        _set(instance, "__pydantic_extra__", None)
+        _set(instance, "__pydantic_private__", None)
+        return instance
+
+
+class Event(TrustedModel):
     """A domain event: something that happened to one aggregate, at one version."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -84,24 +107,6 @@ class Event(BaseModel):
 
     def apply(self, aggregate: Any) -> None:
         """Change the aggregate's state; creation events are applied to a blank instance."""
-
-    @classmethod
-    def trusted(cls, **values: Any) -> Self:
-        """An event built by our own code from values already validated (never from stored or journal JSON as such).
-
-        Skips pydantic validation; the instance is the one validation would return for these values (same
-        fields set, same dump): every field must be given, each already of its field's type.
-        """
-        fields = cls.__pydantic_fields__
-        if len(values) != len(fields):
-            raise TypeError(f"{cls.__qualname__}.trusted needs exactly the fields {sorted(fields)}")
-        state = {name: values[name] for name in fields}  # KeyError names a missing field
-        event = cls.__new__(cls)
-        _set(event, "__dict__", state)
-        _set(event, "__pydantic_fields_set__", set(state))
-        _set(event, "__pydantic_extra__", None)
-        _set(event, "__pydantic_private__", None)
-        return event
 
     def mutate(self, aggregate: "Aggregate | None") -> "Aggregate":
         if aggregate is None:

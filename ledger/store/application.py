@@ -99,7 +99,8 @@ def record_digest(record: j.Record) -> str:
 
 
 def posting_line(line: j.Line) -> PostingLine:
-    return PostingLine(code=line.account, detail=line.detail, debit=line.debit or ZERO, credit=line.credit or ZERO)
+    """The stored form of a journal line; its amounts were validated with the record."""
+    return PostingLine.trusted(code=line.account, detail=line.detail, debit=line.debit or ZERO, credit=line.credit or ZERO)
 
 
 def _project(aggregate: Aggregate | None, events: Iterable[Event]) -> Aggregate | None:
