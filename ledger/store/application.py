@@ -548,8 +548,8 @@ def _check_references(app: LedgerApplication, uow: UnitOfWork, record: Any) -> N
             _require_present(uow, app.id_of(kind, key), field_name, f"{kind} {key!r}")
 
 
-def _post_voucher(app, uow, ledger, voucher_id, period, *, voucher_no, event, **fields) -> Voucher:
-    voucher = Voucher.create(voucher_id, event, voucher_no=voucher_no, chart=ledger.chart, **fields)
+def _post_voucher(app, uow, ledger, voucher_id, period, *, voucher_no, event, trusted=False, **fields) -> Voucher:
+    voucher = Voucher.create(voucher_id, event, trusted=trusted, voucher_no=voucher_no, chart=ledger.chart, **fields)
     uow.add(voucher)
     period.trigger(Period.VoucherEntered, trusted=True, voucher_no=voucher_no)
     return voucher
@@ -566,11 +566,13 @@ def handle_voucher(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j
         refuse_if(_governance_problems(app, uow, chart, policy, r))
     period = _require_open_period(app, uow, ledger, r.date, "date")
     closing = CLOSING_TAG in r.tags or any(chart.top_level(line.account).code == "321" for line in r.lines)
+    # Every field from the validated record, the ledger's chart or computed here: no validation needed.
     _post_voucher(
         app, uow, ledger, voucher_id, period,
-        voucher_no=r.voucher_no, event=Voucher.Posted, date=r.date, summary=r.summary,
+        voucher_no=r.voucher_no, event=Voucher.Posted, trusted=True, date=r.date, summary=r.summary,
         lines=[posting_line(line) for line in r.lines], attachments=r.attachments, approvals=r.approvals,
-        tags=r.tags, decision=r.decision, contract=r.contract, counterparty=r.counterparty, closing=closing,
+        tags=r.tags, decision=r.decision, contract=r.contract, counterparty=r.counterparty, asset=None,
+        closing=closing,
     )
 
 
