@@ -541,9 +541,11 @@ def _require_present(uow: UnitOfWork, aggregate_id: UUID, field_name: str, what:
     return found
 
 
-def _check_references(app: LedgerApplication, uow: UnitOfWork, record: Any) -> None:
+def _check_references(app: LedgerApplication, uow: UnitOfWork, record: j.Record) -> None:
+    # Only the fields its type has: getattr with a default would raise and catch an error in pydantic for the others.
+    fields = type(record).__pydantic_fields__
     for field_name, kind in (("decision", "decision"), ("contract", "contract"), ("township_approval", "approval")):
-        key = getattr(record, field_name, None)
+        key = getattr(record, field_name) if field_name in fields else None
         if key is not None:
             _require_present(uow, app.id_of(kind, key), field_name, f"{kind} {key!r}")
 
