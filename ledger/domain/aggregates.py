@@ -304,9 +304,10 @@ class Voucher(Aggregate):
         closing: bool = Field(False, description="a year-end transfer into 321/322 (结转), not income or expense")
 
         def apply(self, voucher: "Voucher") -> None:
-            voucher.voucher_no, voucher.date, voucher.chart = self.voucher_no, self.date, self.chart
-            voucher.summary, voucher.lines, voucher.tags = self.summary, list(self.lines), list(self.tags)
-            voucher.closing, voucher.reverses, voucher.reversed_by = self.closing, None, None
+            voucher.set_fields(
+                voucher_no=self.voucher_no, date=self.date, chart=self.chart, summary=self.summary,
+                lines=list(self.lines), tags=list(self.tags), closing=self.closing, reverses=None, reversed_by=None,
+            )
 
     class Reversed(Event):
         """The red-ink voucher (红字冲销): the original's lines negated, under a new voucher number."""
@@ -324,9 +325,10 @@ class Voucher(Aggregate):
         tags: list[str] = []
 
         def apply(self, voucher: "Voucher") -> None:
-            voucher.voucher_no, voucher.date, voucher.chart = self.voucher_no, self.date, self.chart
-            voucher.summary, voucher.lines, voucher.tags = self.summary, list(self.lines), list(self.tags)
-            voucher.closing, voucher.reverses, voucher.reversed_by = False, self.reverses, None
+            voucher.set_fields(
+                voucher_no=self.voucher_no, date=self.date, chart=self.chart, summary=self.summary,
+                lines=list(self.lines), tags=list(self.tags), closing=False, reverses=self.reverses, reversed_by=None,
+            )
 
     class MarkedReversed(Event):
         """Recorded on the original so that it can be reversed only once."""
@@ -592,4 +594,4 @@ class JournalRecord(Aggregate):
         digest: str  # SHA-256 of the record's canonical JSON
 
         def apply(self, record: "JournalRecord") -> None:
-            record.record_id, record.digest = self.record_id, self.digest
+            record.set_fields(record_id=self.record_id, digest=self.digest)

@@ -119,7 +119,7 @@ class Event(TrustedModel):
                 f"event version {self.originator_version} does not follow aggregate version {aggregate.version}"
             )
         self.apply(aggregate)
-        # What pydantic's __setattr__ does for these (no validate_assignment), without its per-call dispatch.
+        # What set_fields does, without building a keyword dict: this runs for every event.
         state = aggregate.__dict__
         state["version"] = self.originator_version
         state["modified_on"] = self.timestamp
@@ -214,6 +214,12 @@ class Aggregate(BaseModel):
         aggregate = event.mutate(None)
         aggregate.__pydantic_private__["_pending"].append(event)
         return aggregate
+
+    def set_fields(self, **values: Any) -> None:
+        """Assign fields as pydantic's __setattr__ does (no validate_assignment), without its dispatch per field:
+        events applied once per imported record use this."""
+        self.__dict__.update(values)
+        self.__pydantic_fields_set__.update(values)
 
     def collect_events(self) -> list[Event]:
         private = self.__pydantic_private__
