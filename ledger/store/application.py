@@ -42,7 +42,7 @@ from ..domain.aggregates import (
     ledger_id,
 )
 from ..domain.charts import Chart, load_chart
-from ..domain.model import Aggregate, AggregateSnapshot, Event, canonical_json, class_for_topic
+from ..domain.model import Aggregate, AggregateSnapshot, Event, canonical_json, class_for_topic, json_data
 from ..domain.money import ZERO, round_money
 from ..domain.policy import EXAMPLE_POLICY, Policy, describe_missing, missing_signers, missing_steps, spending
 from ..domain.validation import Problem, Rejected, check_lines, refuse_if
@@ -94,7 +94,7 @@ def previous_month(period: str) -> str:
 
 
 def record_digest(record: j.Record) -> str:
-    canonical = canonical_json(record.model_dump(mode="json"))
+    canonical = canonical_json(json_data(record))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
