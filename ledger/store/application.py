@@ -397,9 +397,10 @@ class LedgerApplication(Application):
                     outcomes.append(self._apply(uow, ledger, record))
                 except Rejected as refusal:
                     raise BatchRejected(index, refusal) from None
+            # Only the changed ones: each aggregate handed to save costs eventsourcing a few Protocol checks.
+            changed = [a for a in uow.aggregates.values() if a.has_pending()]
             try:
-                # Only the changed ones: each aggregate handed to save costs eventsourcing a few Protocol checks.
-                self.save(*(a for a in uow.aggregates.values() if a.has_pending()))
+                self.save(*changed)
             except IntegrityError:
                 # Another writer moved an aggregate we read; re-read and decide again.
                 if attempt == _CONFLICT_RETRIES - 1:
@@ -409,8 +410,23 @@ class LedgerApplication(Application):
                 # Jitter, so that writers that collided do not collide again in lockstep.
                 time.sleep(_CONFLICT_BACKOFF_SECONDS * random.uniform(1, 2 ** min(attempt, 6)))
                 continue
+            self._cache_saved(changed)
             return outcomes
         raise AssertionError("unreachable")
+
+    def _cache_saved(self, aggregates: list[Aggregate]) -> None:
+        """Put the aggregates with long histories (those with snapshots: Ledger, Period) just saved into the
+        repository cache, for the next batch to start from; most others are written once.
+
+        With fast-forwarding on, eventsourcing caches an aggregate only when it reads one, so the next batch rebuilt
+        each from its snapshot and events, or fast-forwarded the cached copy through every event this batch wrote,
+        decoding and validating each. These are at the version just committed and nothing else holds them; a later
+        read still fast-forwards them through any events another writer has appended since.
+        """
+        if self.repository.cache:
+            for aggregate in aggregates:
+                if type(aggregate) in self.snapshotting_intervals:
+                    self.repository.cache.put(aggregate.id, aggregate)
 
     def _ids_to_load(self, records: list[j.Record]) -> Iterator[UUID]:
         """The journal markers of the records and the aggregates they create: usually new, so one query finds none."""
