@@ -43,3 +43,25 @@ def test_processes_posting_into_the_same_period_all_land_on_one_chain(ledger_loc
     # genesis + per voucher (voucher, period entry, journal marker) + the period opened once
     assert (result.intact, result.entries) == (True, 1 + 3 * total + 1)
     app.close()
+
+
+def _voucher(number: str) -> j.Voucher:
+    return j.Voucher(
+        id=number, type="voucher", voucher_no=number, date=date(2025, 1, 10), summary="缓存测试",
+        lines=[j.Line(account="102", debit=Decimal("10.00")), j.Line(account="50102", credit=Decimal("10.00"))],
+    )
+
+
+def test_a_saved_period_stays_cached_and_later_batches_still_see_other_writers(ledger_location, signer):
+    first = LedgerApplication(ledger_location, signer=signer)
+    first.create_ledger(origin=ORIGIN, name="缓存村", chart="2023")
+    period_id = first.id_of("period", "2025-01")
+    first.execute(_voucher("记-202501-001"))
+    assert first.repository.cache.get(period_id).version == 2  # opened, one voucher entered: as just saved
+    other = LedgerApplication(ledger_location, signer=signer)
+    other.execute(_voucher("记-202501-002"))
+    other.close()
+    first.execute(_voucher("记-202501-003"))  # starts from the cached version 2, fast-forwarded past the other's
+    assert first.repository.cache.get(period_id).voucher_nos == ["记-202501-001", "记-202501-002", "记-202501-003"]
+    assert verify_source(ledger_location).intact
+    first.close()

@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .journal import Amount, Approval, Instalment
-from .model import Aggregate, Event, register_aggregate
+from .model import Aggregate, Event, TrustedModel, register_aggregate
 from .policy import Policy, upgrade_policy_v1
 
 Role = Literal["signer", "log", "witness"]
@@ -31,7 +31,7 @@ def child_id(origin: str, kind: str, key: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"village-ledger:{origin}/{kind}/{key}")
 
 
-class PostingLine(BaseModel):
+class PostingLine(TrustedModel):
     """A voucher line as stored: a chart account, its detail, and both columns (the unused one is 0.00)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -304,9 +304,10 @@ class Voucher(Aggregate):
         closing: bool = Field(False, description="a year-end transfer into 321/322 (结转), not income or expense")
 
         def apply(self, voucher: "Voucher") -> None:
-            voucher.voucher_no, voucher.date, voucher.chart = self.voucher_no, self.date, self.chart
-            voucher.summary, voucher.lines, voucher.tags = self.summary, list(self.lines), list(self.tags)
-            voucher.closing, voucher.reverses, voucher.reversed_by = self.closing, None, None
+            voucher.set_fields(
+                voucher_no=self.voucher_no, date=self.date, chart=self.chart, summary=self.summary,
+                lines=list(self.lines), tags=list(self.tags), closing=self.closing, reverses=None, reversed_by=None,
+            )
 
     class Reversed(Event):
         """The red-ink voucher (红字冲销): the original's lines negated, under a new voucher number."""
@@ -324,9 +325,10 @@ class Voucher(Aggregate):
         tags: list[str] = []
 
         def apply(self, voucher: "Voucher") -> None:
-            voucher.voucher_no, voucher.date, voucher.chart = self.voucher_no, self.date, self.chart
-            voucher.summary, voucher.lines, voucher.tags = self.summary, list(self.lines), list(self.tags)
-            voucher.closing, voucher.reverses, voucher.reversed_by = False, self.reverses, None
+            voucher.set_fields(
+                voucher_no=self.voucher_no, date=self.date, chart=self.chart, summary=self.summary,
+                lines=list(self.lines), tags=list(self.tags), closing=False, reverses=self.reverses, reversed_by=None,
+            )
 
     class MarkedReversed(Event):
         """Recorded on the original so that it can be reversed only once."""
@@ -592,4 +594,4 @@ class JournalRecord(Aggregate):
         digest: str  # SHA-256 of the record's canonical JSON
 
         def apply(self, record: "JournalRecord") -> None:
-            record.record_id, record.digest = self.record_id, self.digest
+            record.set_fields(record_id=self.record_id, digest=self.digest)

@@ -42,7 +42,7 @@ from ..domain.aggregates import (
     ledger_id,
 )
 from ..domain.charts import Chart, load_chart
-from ..domain.model import Aggregate, AggregateSnapshot, Event, canonical_json, class_for_topic
+from ..domain.model import Aggregate, AggregateSnapshot, Event, canonical_json, class_for_topic, json_data
 from ..domain.money import ZERO, round_money
 from ..domain.policy import EXAMPLE_POLICY, Policy, describe_missing, missing_signers, missing_steps, spending
 from ..domain.validation import Problem, Rejected, check_lines, refuse_if
@@ -94,12 +94,13 @@ def previous_month(period: str) -> str:
 
 
 def record_digest(record: j.Record) -> str:
-    canonical = canonical_json(record.model_dump(mode="json"))
+    canonical = canonical_json(json_data(record))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def posting_line(line: j.Line) -> PostingLine:
-    return PostingLine(code=line.account, detail=line.detail, debit=line.debit or ZERO, credit=line.credit or ZERO)
+    """The stored form of a journal line; its amounts were validated with the record."""
+    return PostingLine.trusted(code=line.account, detail=line.detail, debit=line.debit or ZERO, credit=line.credit or ZERO)
 
 
 def _project(aggregate: Aggregate | None, events: Iterable[Event]) -> Aggregate | None:
@@ -396,9 +397,10 @@ class LedgerApplication(Application):
                     outcomes.append(self._apply(uow, ledger, record))
                 except Rejected as refusal:
                     raise BatchRejected(index, refusal) from None
+            # Only the changed ones: each aggregate handed to save costs eventsourcing a few Protocol checks.
+            changed = [a for a in uow.aggregates.values() if a.has_pending()]
             try:
-                # Only the changed ones: each aggregate handed to save costs eventsourcing a few Protocol checks.
-                self.save(*(a for a in uow.aggregates.values() if a.has_pending()))
+                self.save(*changed)
             except IntegrityError:
                 # Another writer moved an aggregate we read; re-read and decide again.
                 if attempt == _CONFLICT_RETRIES - 1:
@@ -408,8 +410,23 @@ class LedgerApplication(Application):
                 # Jitter, so that writers that collided do not collide again in lockstep.
                 time.sleep(_CONFLICT_BACKOFF_SECONDS * random.uniform(1, 2 ** min(attempt, 6)))
                 continue
+            self._cache_saved(changed)
             return outcomes
         raise AssertionError("unreachable")
+
+    def _cache_saved(self, aggregates: list[Aggregate]) -> None:
+        """Put the aggregates with long histories (those with snapshots: Ledger, Period) just saved into the
+        repository cache, for the next batch to start from; most others are written once.
+
+        With fast-forwarding on, eventsourcing caches an aggregate only when it reads one, so the next batch rebuilt
+        each from its snapshot and events, or fast-forwarded the cached copy through every event this batch wrote,
+        decoding and validating each. These are at the version just committed and nothing else holds them; a later
+        read still fast-forwards them through any events another writer has appended since.
+        """
+        if self.repository.cache:
+            for aggregate in aggregates:
+                if type(aggregate) in self.snapshotting_intervals:
+                    self.repository.cache.put(aggregate.id, aggregate)
 
     def _ids_to_load(self, records: list[j.Record]) -> Iterator[UUID]:
         """The journal markers of the records and the aggregates they create: usually new, so one query finds none."""
@@ -540,15 +557,17 @@ def _require_present(uow: UnitOfWork, aggregate_id: UUID, field_name: str, what:
     return found
 
 
-def _check_references(app: LedgerApplication, uow: UnitOfWork, record: Any) -> None:
+def _check_references(app: LedgerApplication, uow: UnitOfWork, record: j.Record) -> None:
+    # Only the fields its type has: getattr with a default would raise and catch an error in pydantic for the others.
+    fields = type(record).__pydantic_fields__
     for field_name, kind in (("decision", "decision"), ("contract", "contract"), ("township_approval", "approval")):
-        key = getattr(record, field_name, None)
+        key = getattr(record, field_name) if field_name in fields else None
         if key is not None:
             _require_present(uow, app.id_of(kind, key), field_name, f"{kind} {key!r}")
 
 
-def _post_voucher(app, uow, ledger, voucher_id, period, *, voucher_no, event, **fields) -> Voucher:
-    voucher = Voucher.create(voucher_id, event, voucher_no=voucher_no, chart=ledger.chart, **fields)
+def _post_voucher(app, uow, ledger, voucher_id, period, *, voucher_no, event, trusted=False, **fields) -> Voucher:
+    voucher = Voucher.create(voucher_id, event, trusted=trusted, voucher_no=voucher_no, chart=ledger.chart, **fields)
     uow.add(voucher)
     period.trigger(Period.VoucherEntered, trusted=True, voucher_no=voucher_no)
     return voucher
@@ -565,11 +584,13 @@ def handle_voucher(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, r: j
         refuse_if(_governance_problems(app, uow, chart, policy, r))
     period = _require_open_period(app, uow, ledger, r.date, "date")
     closing = CLOSING_TAG in r.tags or any(chart.top_level(line.account).code == "321" for line in r.lines)
+    # Every field from the validated record, the ledger's chart or computed here: no validation needed.
     _post_voucher(
         app, uow, ledger, voucher_id, period,
-        voucher_no=r.voucher_no, event=Voucher.Posted, date=r.date, summary=r.summary,
+        voucher_no=r.voucher_no, event=Voucher.Posted, trusted=True, date=r.date, summary=r.summary,
         lines=[posting_line(line) for line in r.lines], attachments=r.attachments, approvals=r.approvals,
-        tags=r.tags, decision=r.decision, contract=r.contract, counterparty=r.counterparty, closing=closing,
+        tags=r.tags, decision=r.decision, contract=r.contract, counterparty=r.counterparty, asset=None,
+        closing=closing,
     )
 
 

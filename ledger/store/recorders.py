@@ -13,7 +13,7 @@ import sqlite3
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError, StoredEvent
@@ -97,8 +97,9 @@ class ChainRequest:
     clock: Callable[[], datetime]
 
 
-@dataclass(frozen=True)
-class ChainedEntry:
+class ChainedEntry(NamedTuple):
+    """One signed entry of a write (a tuple: a writer makes one per stored event)."""
+
     seq: int
     leaf: bytes
     leaf_hash: bytes
