@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,8 @@ from pydantic import ValidationError
 
 from .domain.journal import Record, journal_record_adapter
 from .domain.validation import Rejected
-from .store.application import BatchRejected, LedgerApplication
+from .store.application import BatchRejected, LedgerApplication, WriteConflict, WritePipeline
+from .store.recorders import ChainedSQLiteApplicationRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,33 +109,72 @@ def import_journal(
 ) -> ImportResult:
     """Import a journal. Stops at the first refused record: later records may depend on it.
 
-    Records before it are stored; re-running the import after fixing the line skips them by id.
+    Records before it are stored; re-running the import after fixing the line skips them by id. A journal of
+    several batches into a SQLite ledger is written through a WritePipeline: each batch is signed and stored by a
+    writer process while the next one is checked.
     """
     result = ImportResult()
     records, problems = read_journal(path)
     if problems:
         result.problems = problems
         return result
-    done = 0
-    while done < len(records):
-        batch = records[done : done + batch_size]
-        try:
-            outcomes = app.execute_batch([n.record for n in batch])
-        except BatchRejected as refusal:
-            accepted = batch[: refusal.index]
-            if accepted:
-                outcomes = app.execute_batch([n.record for n in accepted])
-                _count(result, outcomes)
-            bad = batch[refusal.index]
-            result.problems = [
-                ImportProblem(str(path), bad.line, bad.record.id, p.field, p.message) for p in refusal.rejected.problems
-            ]
-            return result
+    batches = [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
+    stored = 0
+
+    def on_stored(_records: list, outcomes: list[str]) -> None:
+        nonlocal stored
         _count(result, outcomes)
-        done += len(batch)
+        stored += len(outcomes)
         if progress:
-            progress(done, len(records))
-    return result
+            progress(stored, len(records))
+
+    with _write_pipeline(app, len(batches), on_stored) as pipeline:
+        index = 0
+        submitted = None  # the batch the pipeline is writing, or wrote last
+        again = False  # execute batches[index] without the pipeline: its pipelined write met another writer
+        while True:
+            try:
+                if index == len(batches):
+                    if pipeline is not None:
+                        pipeline.settle()
+                    return result
+                batch = [n.record for n in batches[index]]
+                if pipeline is None or again:
+                    on_stored(batch, app.execute_batch(batch))
+                    again = False
+                else:
+                    app.execute_batch(batch, pipeline=pipeline)
+                    submitted = index
+                index += 1
+            except WriteConflict:
+                index, again = submitted, True
+            except BatchRejected as refusal:
+                if pipeline is not None:
+                    try:
+                        pipeline.settle()  # the batch before may have been void, and this one refused for it
+                    except WriteConflict:
+                        index, again = submitted, True
+                        continue
+                accepted = batches[index][: refusal.index]
+                if accepted:
+                    on_stored(accepted, app.execute_batch([n.record for n in accepted]))
+                bad = batches[index][refusal.index]
+                result.problems = [
+                    ImportProblem(str(path), bad.line, bad.record.id, p.field, p.message) for p in refusal.rejected.problems
+                ]
+                return result
+
+
+def _write_pipeline(
+    app: LedgerApplication, batches: int, on_stored: Callable[[list, list[str]], None]
+) -> WritePipeline | nullcontext[None]:
+    """A WritePipeline when there is a next batch to check while one is written and a forked process can write
+    the ledger (SQLite); else nothing (batches are stored by this process)."""
+    if batches < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return nullcontext()
+    if not isinstance(app.recorder, ChainedSQLiteApplicationRecorder):
+        return nullcontext()
+    return WritePipeline(app, on_stored)
 
 
 def _count(result: ImportResult, outcomes: list[str]) -> None:

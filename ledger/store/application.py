@@ -6,8 +6,10 @@ per stored event inside the same transaction.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import multiprocessing
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -112,15 +114,35 @@ def _project(aggregate: Aggregate | None, events: Iterable[Event]) -> Aggregate 
 
 @dataclass
 class UnitOfWork:
-    """The aggregates one or more records touch, saved together in one transaction."""
+    """The aggregates one or more records touch, saved together in one transaction.
+
+    With a write pipeline, the batch before this one may still be being written: its aggregates are read from the
+    pipeline as they will be stored (`pending`), and a check that queries the store rather than reading aggregates
+    by id first waits for that write (`settle`).
+    """
 
     app: "LedgerApplication"
+    pipeline: "WritePipeline | None" = None
     aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
     # Ids read from the store and found to have no events; an aggregate created by this unit is in `aggregates`.
     absent: set[UUID] = field(default_factory=set)
 
+    @property
+    def pending(self) -> dict[UUID, Aggregate]:
+        return self.pipeline.pending if self.pipeline is not None else {}
+
+    def settle(self) -> None:
+        """Wait until the store holds every batch before this one (WriteConflict if that write failed)."""
+        if self.pipeline is not None:
+            self.pipeline.settle()
+
     def find(self, aggregate_id: UUID) -> Any | None:
         if aggregate_id in self.aggregates:
+            return self.aggregates[aggregate_id]
+        pending = self.pending.get(aggregate_id)
+        if pending is not None:
+            # A copy: if this batch is refused, the aggregate must still be as the batch before left it.
+            self.aggregates[aggregate_id] = deepcopy(pending)
             return self.aggregates[aggregate_id]
         if aggregate_id in self.absent:
             return None
@@ -137,7 +159,8 @@ class UnitOfWork:
         They are rebuilt from all their events, bypassing snapshots and the repository cache: meant for aggregates
         of few events (journal markers, vouchers, ids a record is about to create).
         """
-        wanted = {i for i in aggregate_ids if i not in self.aggregates and i not in self.absent}
+        pending = self.pending
+        wanted = {i for i in aggregate_ids if i not in self.aggregates and i not in self.absent and i not in pending}
         if not wanted:
             return
         mapper = self.app.mapper
@@ -166,7 +189,8 @@ class UnitOfWork:
         a month of vouchers, and rebuilding each through pydantic cost more than the rest of the close.
         """
         posted: dict[UUID, list[tuple[str, Decimal]]] = {}
-        stored_ids = [i for i in voucher_ids if i not in self.aggregates]
+        held = {**self.pending, **self.aggregates}
+        stored_ids = [i for i in voucher_ids if i not in held]
         for stored in self.app.recorder.select_events_of(stored_ids) if stored_ids else ():
             if stored.originator_version == 1:
                 state = class_for_topic(stored.topic).upcast_state(json.loads(stored.state))
@@ -175,10 +199,137 @@ class UnitOfWork:
                     (line["code"], Decimal(line["debit"]) - Decimal(line["credit"])) for line in state["lines"]
                 ]
         for voucher_id in voucher_ids:
-            voucher = self.aggregates.get(voucher_id)
+            voucher = held.get(voucher_id)
             if voucher is not None:
                 posted[voucher_id] = [(line.code, line.debit - line.credit) for line in voucher.lines]
         return [posted[i] for i in voucher_ids]
+
+
+@dataclass(frozen=True)
+class PreparedWrite:
+    """A batch's stored events and snapshots, ready to be written by another process."""
+
+    events: list[StoredEvent]
+    snapshots: list[StoredEvent]  # of aggregates whose state at the snapshot's version was at hand
+    snapshots_to_take: list[tuple[UUID, int]]  # the others: rebuilt from the store once the events are in it
+    aggregates: list[Aggregate]  # as they will be once written
+
+
+class WriteConflict(RuntimeError):
+    """A batch handed to a write pipeline met another writer's events; nothing of it was stored, and whatever
+    was prepared against it is void. Execute `records` again."""
+
+    def __init__(self, records: list[j.Record]):
+        self.records = records
+        super().__init__(f"a batch of {len(records)} records met another writer; execute it again")
+
+
+class WritePipeline:
+    """Stores each batch in a forked writer process while the caller checks the next one (SQLite ledgers).
+
+    Signing, inserting and committing a batch take about a third of an import; here they overlap the checks of the
+    next batch, which reads the aggregates of the batch being written as they will be stored (`pending`). The
+    writer opens the ledger anew and writes exactly what LedgerApplication.save would (events with their log
+    entries in one transaction, then snapshots). `on_stored(records, outcomes)` hears of each batch once it is in
+    the store. Use as a context manager: leaving it waits for the last write.
+    """
+
+    def __init__(self, app: LedgerApplication, on_stored: Callable[[list[j.Record], list[str]], None]):
+        if app.signer is None:
+            raise PermissionError("this ledger was opened without a signing key; it is read-only")
+        self.app = app
+        self.on_stored = on_stored
+        self.pending: dict[UUID, Aggregate] = {}
+        self._in_flight: tuple[list[j.Record], list[str], list[Aggregate]] | None = None
+        context = multiprocessing.get_context("fork")
+        self._replies, sender = context.Pipe(duplex=False)
+        receiver, self._batches = context.Pipe(duplex=False)
+        self._writer = context.Process(
+            target=_write_batches,
+            args=(receiver, sender, (self._batches, self._replies), type(app), app.location, app.signer, app.clock, app.origin),
+        )
+        self._writer.start()
+        sender.close()
+        receiver.close()
+
+    def submit(self, records: list[j.Record], outcomes: list[str], prepared: PreparedWrite) -> None:
+        """Hand a batch to the writer; the batch before it must be stored (settle)."""
+        if self._in_flight is not None:
+            raise AssertionError("submit follows settle: one batch is written at a time")
+        self._batches.send((prepared.events, prepared.snapshots, prepared.snapshots_to_take))
+        self._in_flight = records, outcomes, prepared.aggregates
+        self.pending = {aggregate.id: aggregate for aggregate in prepared.aggregates}
+
+    def settle(self) -> None:
+        """Wait for the batch being written, if any: report it stored, or raise WriteConflict (or the writer's
+        error) after forgetting it and every aggregate read meanwhile from the repository cache."""
+        if self._in_flight is None:
+            return
+        records, outcomes, aggregates = self._in_flight
+        try:
+            reply, error = self._replies.recv()
+        except EOFError:
+            self._writer.join()
+            reply, error = "error", RuntimeError(f"the writer process ended (exit code {self._writer.exitcode})")
+        self._in_flight, self.pending = None, {}
+        if reply != "stored":
+            if self.app.repository.cache:
+                self.app.repository.cache.clear()
+            raise WriteConflict(records) if reply == "conflict" else error
+        self.app._cache_saved(aggregates)
+        self.on_stored(records, outcomes)
+
+    def close(self) -> None:
+        self._batches.close()  # the writer ends when it reads the end of the pipe
+        self._writer.join()
+        self._replies.close()
+
+    def __enter__(self) -> WritePipeline:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            if exc_info[0] is None:
+                self.settle()
+        finally:
+            self.close()
+
+
+def _write_batches(
+    batches: Any, replies: Any, callers_ends: tuple[Any, Any], app_class: type, location: str, signer: EntrySigner,
+    clock: Any, origin: str,
+) -> None:
+    """The writer process of a WritePipeline: each batch as LedgerApplication.save writes it, replying "stored",
+    "conflict" (another writer's events came first) or "error" with the exception, until the caller closes its
+    end of `batches`."""
+    for end in callers_ends:  # forked copies: kept open here, the caller's closing would never end the loop
+        end.close()
+    # This process only writes: its collector need never look at the objects it was forked with.
+    gc.freeze()
+    app = app_class(location, signer=signer, clock=clock)
+    while True:
+        try:
+            events, snapshots, to_take = batches.recv()
+        except EOFError:
+            break
+        try:
+            app.recorder.insert_events(events, signer=signer, origin=origin, clock=clock)
+        except IntegrityError:
+            replies.send(("conflict", None))
+            continue
+        except Exception as exc:  # the caller raises it
+            replies.send(("error", exc))
+            continue
+        try:
+            if snapshots:
+                app.snapshots.recorder.insert_events(snapshots)
+            for aggregate_id, version in to_take:
+                app.take_snapshot(aggregate_id, version, projector_func=_project)
+        except Exception as exc:  # the events are stored; the caller raises it
+            replies.send(("error", exc))
+        else:
+            replies.send(("stored", None))
+    app.close()
 
 
 class LedgerApplication(Application):
@@ -233,20 +384,7 @@ class LedgerApplication(Application):
     # -- writing ----------------------------------------------------------------------------------------------------
 
     def save(self, *objs: Aggregate, **kwargs: Any):
-        if self.signer is None:
-            raise PermissionError("this ledger was opened without a signing key; it is read-only")
-        kwargs.setdefault("signer", self.signer)
-        kwargs.setdefault("origin", self.origin)
-        kwargs.setdefault("clock", self.clock)
-        # Application.save of the pinned eventsourcing 9.5.6 without ProcessingEvent.collect_events, whose two
-        # runtime-checkable Protocol isinstance checks per object (~16 µs on Python 3.11) cost more than signing
-        # a batch's entries; everything saved here is one of our aggregates. (Its no-op, deprecated
-        # `notify` hook is not called: nothing here overrides it.)
-        processing_event = ProcessingEvent()
-        for aggregate in objs:
-            processing_event.events.extend(aggregate.collect_events())
-            processing_event.aggregates[aggregate.id] = aggregate
-        processing_event.saved_kwargs.update(kwargs)
+        processing_event = self._processing_event(objs, kwargs)
         # Before the write: without cache fast-forwarding, recording replaces the cached copy a replay starts from.
         snapshots_due = self._snapshots_due(processing_event)
         recordings = self._record(processing_event)
@@ -257,6 +395,39 @@ class LedgerApplication(Application):
                 self.snapshots.put([self.snapshot_class.take(aggregate)])
         self._notify(recordings)
         return recordings
+
+    def _processing_event(self, objs: Iterable[Aggregate], kwargs: dict[str, Any]) -> ProcessingEvent:
+        """The events of the aggregates to save, and how to sign them.
+
+        Application.save of the pinned eventsourcing 9.5.6 without ProcessingEvent.collect_events, whose two
+        runtime-checkable Protocol isinstance checks per object (~16 µs on Python 3.11) cost more than signing a
+        batch's entries; everything saved here is one of our aggregates. (Its no-op, deprecated `notify` hook is
+        not called: nothing here overrides it.)
+        """
+        if self.signer is None:
+            raise PermissionError("this ledger was opened without a signing key; it is read-only")
+        kwargs.setdefault("signer", self.signer)
+        kwargs.setdefault("origin", self.origin)
+        kwargs.setdefault("clock", self.clock)
+        processing_event = ProcessingEvent()
+        for aggregate in objs:
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        processing_event.saved_kwargs.update(kwargs)
+        return processing_event
+
+    def _prepared_write(self, objs: list[Aggregate]) -> PreparedWrite:
+        """What save(*objs) would write, for a WritePipeline's writer process to write."""
+        processing_event = self._processing_event(objs, {})
+        snapshots_due = self._snapshots_due(processing_event)
+        return PreparedWrite(
+            events=[self.mapper.to_stored_event(event) for event in processing_event.events],
+            snapshots=[
+                self.snapshots.mapper.to_stored_event(self.snapshot_class.take(a)) for _, _, a in snapshots_due if a is not None
+            ],
+            snapshots_to_take=[(aggregate_id, version) for aggregate_id, version, a in snapshots_due if a is None],
+            aggregates=objs,
+        )
 
     def _snapshots_due(self, processing_event: ProcessingEvent) -> list[tuple[UUID, int, Aggregate | None]]:
         """(id, version, the aggregate at that version if memory holds it) of each snapshot this save calls for,
@@ -384,10 +555,15 @@ class LedgerApplication(Application):
         """Apply one journal record atomically. Returns "applied" or "skipped" (same id, same content)."""
         return self.execute_batch([record])[0]
 
-    def execute_batch(self, records: list[j.Record]) -> list[str]:
-        """Apply records in order and store them in one transaction; any refusal stores none of the batch."""
+    def execute_batch(self, records: list[j.Record], *, pipeline: WritePipeline | None = None) -> list[str]:
+        """Apply records in order and store them in one transaction; any refusal stores none of the batch.
+
+        With a pipeline, the batch is handed to its writer process once the batch before it is stored, and the
+        outcomes are returned before this one is: the pipeline reports each batch it stores, and a WriteConflict
+        (from this call or a later one) means the batch it names must be executed again.
+        """
         for attempt in range(_CONFLICT_RETRIES):
-            uow = UnitOfWork(self)
+            uow = UnitOfWork(self, pipeline)
             ledger = uow.find(ledger_id(self.origin))
             self.check_signer(ledger)
             uow.load(self._ids_to_load(records))
@@ -399,6 +575,11 @@ class LedgerApplication(Application):
                     raise BatchRejected(index, refusal) from None
             # Only the changed ones: each aggregate handed to save costs eventsourcing a few Protocol checks.
             changed = [a for a in uow.aggregates.values() if a.has_pending()]
+            if pipeline is not None:
+                # Stored first: snapshots of this batch replay its events on the cached state the last one left.
+                pipeline.settle()
+                pipeline.submit(records, outcomes, self._prepared_write(changed))
+                return outcomes
             try:
                 self.save(*changed)
             except IntegrityError:
@@ -723,6 +904,7 @@ def handle_fund_closed(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger, 
     fund: Fund = _require_present(uow, app.id_of("fund", r.fund_id), "fund_id", f"fund {r.fund_id}")
     if fund.closed is not None:
         raise Rejected([Problem("fund_id", f"fund {r.fund_id} was already closed on {fund.closed}")])
+    uow.settle()
     stored = ((p.code, p.detail, p.date, p.debit - p.credit) for p in app.postings())
     balance = sum(
         (net for code, detail, day, net in [*stored, *uow.new_voucher_lines()]
@@ -889,9 +1071,9 @@ def handle_period_close(app: LedgerApplication, uow: UnitOfWork, ledger: Ledger,
 
 
 def _assets(app: LedgerApplication, uow: UnitOfWork) -> list[Asset]:
-    """Stored assets and those registered earlier in the same batch."""
+    """Stored assets and those registered earlier in the same batch or in the batch being written."""
     ids = set(app.recorder.select_originator_ids(Asset.Registered.TOPIC))
-    ids.update(a.id for a in uow.aggregates.values() if isinstance(a, Asset))
+    ids.update(a.id for a in (*uow.aggregates.values(), *uow.pending.values()) if isinstance(a, Asset))
     return [uow.find(i) for i in sorted(ids, key=str)]
 
 
