@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qinghe_expected as qe
-from conftest import FIXTURES, make_signer
+from conftest import FIXTURES, POSTGRES_URL, _drop_schema, _postgres_schema_url, make_signer
 from ledger.domain.journal import journal_record_adapter
 from ledger.projections import readmodel
 from ledger.projections.readmodel import (
@@ -205,18 +205,15 @@ def qinghe_sqlite(tmp_path, signer):
     app.close()
 
 
-def _in_workers_only(monkeypatch, act) -> None:
-    """Vouchers projected by a worker process call `act`; this process projects its own slowly, so that the workers
-    claim ranges too."""
+def _in_workers(monkeypatch, act) -> None:
+    """A worker process projecting a voucher at notification n calls act(n) first."""
     original = LedgerProjection._voucher
     parent = os.getpid()
 
-    def patched(self, *args):
-        if os.getpid() == parent:
-            time.sleep(0.01)
-        else:
-            act()
-        return original(self, *args)
+    def patched(self, notification_id, *args):
+        if os.getpid() != parent:
+            act(notification_id)
+        return original(self, notification_id, *args)
 
     monkeypatch.setattr(LedgerProjection, "_voucher", patched)
 
@@ -224,15 +221,17 @@ def _in_workers_only(monkeypatch, act) -> None:
 def test_a_failing_worker_stops_the_run_at_a_whole_range_and_a_rerun_completes(qinghe_sqlite, tmp_path, ranges_of_16, monkeypatch):
     model = ReadModel(str(tmp_path / "rm.sqlite"))
 
-    def fail():
-        raise RuntimeError("disk full in a worker")
+    def fail_after_200(notification_id: int) -> None:
+        if notification_id > 200:
+            raise RuntimeError("disk full in a worker")
 
     with monkeypatch.context() as patch:
-        _in_workers_only(patch, fail)
+        _in_workers(patch, fail_after_200)
         with pytest.raises(RuntimeError, match="disk full in a worker"):
             rebuild_read_model(qinghe_sqlite, model, jobs=2)
+    first_failing = next(row[0] for row in qinghe_sqlite.recorder.select_event_rows(201, 100, readmodel.TOPICS))
     position = model.max_tracking_id(LedgerProjection.name)
-    assert position % 16 == 0 and position < qinghe_sqlite.recorder.max_notification_id()  # whole ranges only
+    assert position % 16 == 0 and position < first_failing  # whole ranges only, none from the failed one on
     assert all(row[2] <= position for row in model.dump()["rm_voucher"])
     update_read_model(qinghe_sqlite, model, jobs=2)
     assert model.dump() == fresh_dump(qinghe_sqlite, str(tmp_path / "fresh.sqlite"))
@@ -241,10 +240,26 @@ def test_a_failing_worker_stops_the_run_at_a_whole_range_and_a_rerun_completes(q
 
 def test_a_worker_that_dies_is_reported(qinghe_sqlite, tmp_path, ranges_of_16, monkeypatch):
     model = ReadModel(str(tmp_path / "rm.sqlite"))
-    _in_workers_only(monkeypatch, lambda: os._exit(3))
+    _in_workers(monkeypatch, lambda notification_id: os._exit(3))
     with pytest.raises(ReadModelError, match="a read-model worker process ended with exit code 3"):
         rebuild_read_model(qinghe_sqlite, model, jobs=2)
     model.close()
+
+
+@pytest.mark.postgres
+def test_workers_send_rows_unpacked_to_a_postgresql_read_model(qinghe_sqlite, tmp_path, ranges_of_16):
+    if not POSTGRES_URL:
+        pytest.skip("LEDGER_TEST_POSTGRES_URL is not set")
+    url, schema = _postgres_schema_url()
+    try:
+        model = ReadModel(url)
+        assert not model.packs_rows
+        run = rebuild_read_model(qinghe_sqlite, model, jobs=2)
+        assert run.batches == -(-qinghe_sqlite.recorder.max_notification_id() // 16)
+        assert model.dump() == fresh_dump(qinghe_sqlite, str(tmp_path / "fresh.sqlite"))
+        model.close()
+    finally:
+        _drop_schema(schema)
 
 
 def test_a_reversal_of_an_unknown_voucher_is_refused(qinghe, tmp_path):

@@ -13,8 +13,10 @@ The tables live next to the ledger (same SQLite file, same PostgreSQL schema) or
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
+import sqlite3
 from collections import defaultdict
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -50,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateTable
 
 from ..domain.aggregates import (
     Asset,
@@ -298,6 +301,7 @@ disclosure_table = Table(
 )
 
 READ_MODEL_TABLES = tuple(t for t in metadata.sorted_tables if t is not tracking_table)
+IMAGE_SCHEMA = "rm_packed"
 
 TOPICS = (
     Ledger.OpeningBalancesRecorded.TOPIC,
@@ -371,6 +375,8 @@ class ReadModel(TrackingRecorder):
                 # next run redoes.
                 dbapi_connection.execute("PRAGMA journal_mode = WAL")
                 dbapi_connection.execute("PRAGMA synchronous = NORMAL")
+                # Where the rows a worker process packed are copied from (pack_rows).
+                dbapi_connection.execute(f"ATTACH DATABASE ':memory:' AS {IMAGE_SCHEMA}")
 
         else:
             self.engine = self.engine.execution_options(schema_translate_map={None: schema})
@@ -420,6 +426,8 @@ class ReadModel(TrackingRecorder):
         Updates follow the inserts: an update of a row this batch inserted then finds it, as it would have had each
         event been written at once. Fund and category sums are added to the stored ones.
         """
+        if writes.image is not None:
+            self._insert_image(writes)
         for table_name, rows in writes.rows.items():
             self.execute_many(self.insert_sql(table_name), rows)
         for (table_name, columns), rows in writes.updates.items():
@@ -435,6 +443,38 @@ class ReadModel(TrackingRecorder):
 
     def execute_many(self, statement: str, rows: list[tuple]) -> None:
         self.connection.exec_driver_sql(statement, rows)
+
+    @property
+    def packs_rows(self) -> bool:
+        """Whether worker processes should send rows packed (pack_rows): a SQLite read model copies a packed range
+        into its tables in one statement per table, without binding each value in Python."""
+        return self.engine.dialect.name == "sqlite" and hasattr(sqlite3.Connection, "deserialize")
+
+    def pack_rows(self, writes: Writes) -> None:
+        """Move the rows of `writes` into a serialized in-memory SQLite database of the read-model tables.
+
+        Every image has every table, created in one order: the statements that copy from one image are then valid
+        for the next (SQLite would not notice that a deserialized schema with the same cookie is another one).
+        """
+        image = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            image.execute("BEGIN")
+            for table in READ_MODEL_TABLES:
+                image.execute(str(CreateTable(table).compile(dialect=self.engine.dialect)))
+            for table_name, rows in writes.rows.items():
+                image.executemany(self.insert_sql(table_name), rows)
+            image.execute("COMMIT")
+            writes.image = image.serialize()
+        finally:
+            image.close()
+        writes.packed = tuple(writes.rows)
+        writes.rows.clear()
+
+    def _insert_image(self, writes: Writes) -> None:
+        driver = self.connection.connection.driver_connection
+        driver.deserialize(writes.image, name=IMAGE_SCHEMA)
+        for table_name in writes.packed:
+            driver.execute(f'INSERT INTO main."{table_name}" SELECT * FROM {IMAGE_SCHEMA}."{table_name}"')
 
     def insert_sql(self, table_name: str) -> str:
         return self._statement("insert", table_name, ())
@@ -552,6 +592,8 @@ class Writes:
         self.categories: dict[tuple[str, str, str], int] = defaultdict(int)  # 分
         self.events = 0  # projected events
         self.end = 0  # the tracking position once written: the last notification id these rows account for
+        self.image: bytes | None = None  # the rows packed by ReadModel.pack_rows, `rows` then empty
+        self.packed: tuple[str, ...] = ()  # the tables with rows in `image`
 
 
 def _holds_numbers(column: Column) -> bool:
@@ -887,7 +929,7 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: in
 
     A batch is `batch` projected events; with jobs > 1 and a SQLite ledger holding PARALLEL_FROM_EVENTS or more
     events after the position, it is instead a range of RANGE_SPAN notification ids, and the ranges are projected
-    by this process and jobs - 1 forked ones at once while this process writes them in log order.
+    by `jobs` forked processes at once while this process writes them in log order.
     """
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
@@ -897,7 +939,7 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: in
     start = position = model.start_tracking(LedgerProjection.name, app.origin)
     last = app.recorder.max_notification_id() or 0
     if jobs > 1 and last - start >= PARALLEL_FROM_EVENTS and _forkable(app):
-        pending = _projected_ranges(app, chart, model.absent, start, last, jobs)
+        pending = _projected_ranges(app, chart, model, start, last, jobs)
     else:
         pending = _projected_batches(LedgerProjection(app, chart, model.absent), start, batch)
     batches = events = 0
@@ -935,6 +977,7 @@ def _projected_batches(projection: LedgerProjection, position: int, batch: int) 
 
 # A range's worth of events is read in one query, and worker processes claim one range at a time.
 RANGE_SPAN = 4096
+AHEAD_PER_JOB = 2
 # Below this many events after the position one process projects them: a fork costs about what it would save.
 PARALLEL_FROM_EVENTS = 20_000
 
@@ -945,42 +988,36 @@ def _forkable(app: Any) -> bool:
 
 
 def _projected_ranges(
-    app: Any, chart: str, absent: int | None, position: int, last: int, jobs: int
+    app: Any, chart: str, model: ReadModel, position: int, last: int, jobs: int
 ) -> Generator[Writes, None, None]:
     """The writes of each range of RANGE_SPAN notification ids after `position` up to `last`, in log order.
 
-    Ranges are claimed from a shared counter by jobs - 1 forked processes and by this one: while the next range to
-    write is still with a worker, this process projects another rather than wait (holding at most `jobs` ranges it
-    cannot write yet), so the work follows whichever core is free.
+    `jobs` forked processes claim the ranges in order from a shared counter and send each range's writes; this
+    process only writes them, so that writing (one core's work) never waits for its own projecting. A worker claims
+    a range only while fewer than AHEAD_PER_JOB × jobs projected ranges await writing, which bounds the memory held.
     """
     ranges = [(low, min(low + RANGE_SPAN, last + 1)) for low in range(position + 1, last + 1, RANGE_SPAN)]
     context = multiprocessing.get_context("fork")
     claimed = context.Value("q", 0)
+    room = context.Semaphore(AHEAD_PER_JOB * jobs)
     workers = {}
     try:
-        for _ in range(jobs - 1):
+        for _ in range(jobs):
             results, sender = context.Pipe(duplex=False)
             process = context.Process(
-                target=_project_claimed, args=(sender, type(app), app.location, chart, absent, ranges, claimed)
+                target=_project_claimed, args=(sender, type(app), app.location, chart, model, ranges, claimed, room)
             )
             process.start()
             sender.close()
             workers[results] = process
-        projection = LedgerProjection(app, chart, absent)
         ready: dict[int, Writes] = {}
         for index in range(len(ranges)):
             while index not in ready:
-                _receive(connection_wait(list(workers), timeout=0), workers, ready)
-                if index in ready:
-                    break
-                mine = _claim(claimed, len(ranges)) if len(ready) < jobs else None
-                if mine is not None:
-                    ready[mine] = _project_range(projection, *ranges[mine])
-                elif workers:
-                    _receive(connection_wait(list(workers)), workers, ready)
-                else:
+                if not workers:
                     raise ReadModelError(f"notifications {ranges[index][0]}–{ranges[index][1] - 1}: no process projected them")
+                _receive(connection_wait(list(workers)), workers, ready)
             yield ready.pop(index)
+            room.release()
     finally:
         for results, process in workers.items():
             process.terminate()
@@ -1024,16 +1061,26 @@ def _project_range(projection: LedgerProjection, low: int, high: int) -> Writes:
 
 
 def _project_claimed(
-    sender: Any, app_class: type, location: str, chart: str, absent: int | None, ranges: list[tuple[int, int]], claimed: Any
+    sender: Any, app_class: type, location: str, chart: str, model: ReadModel, ranges: list[tuple[int, int]],
+    claimed: Any, room: Any,
 ) -> None:
-    """In a worker process: project ranges until none is left to claim, sending (index, writes) for each, or
-    (None, the exception) when one fails."""
+    """In a worker process: project ranges until none is left to claim, sending (index, writes) for each (its rows
+    packed for a SQLite read model), or (None, the exception) when one fails."""
+    # This process only projects: its collector need never look at the objects it was forked with.
+    gc.freeze()
     try:
         app = app_class(location)
         try:
-            projection = LedgerProjection(app, chart, absent)
-            while (index := _claim(claimed, len(ranges))) is not None:
-                sender.send((index, _project_range(projection, *ranges[index])))
+            projection = LedgerProjection(app, chart, model.absent)
+            while True:
+                room.acquire()
+                index = _claim(claimed, len(ranges))
+                if index is None:
+                    break
+                writes = _project_range(projection, *ranges[index])
+                if model.packs_rows:
+                    model.pack_rows(writes)
+                sender.send((index, writes))
         finally:
             app.close()
     except Exception as exc:  # the writer re-raises it
