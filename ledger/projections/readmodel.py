@@ -52,7 +52,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.schema import CreateTable
 
 from ..domain.aggregates import (
     Asset,
@@ -303,6 +302,15 @@ disclosure_table = Table(
 READ_MODEL_TABLES = tuple(t for t in metadata.sorted_tables if t is not tracking_table)
 IMAGE_SCHEMA = "rm_packed"
 
+
+def _untyped_table(table: Table) -> str:
+    """CREATE TABLE with the table's columns in their order, without types or keys (ReadModel.pack_rows)."""
+    columns = ", ".join(f'"{column.name}"' for column in table.c)
+    return f'CREATE TABLE "{table.name}" ({columns})'
+
+
+IMAGE_TABLES = tuple(map(_untyped_table, READ_MODEL_TABLES))
+
 TOPICS = (
     Ledger.OpeningBalancesRecorded.TOPIC,
     Voucher.Posted.TOPIC,
@@ -454,13 +462,15 @@ class ReadModel(TrackingRecorder):
         """Move the rows of `writes` into a serialized in-memory SQLite database of the read-model tables.
 
         Every image has every table, created in one order: the statements that copy from one image are then valid
-        for the next (SQLite would not notice that a deserialized schema with the same cookie is another one).
+        for the next (SQLite would not notice that a deserialized schema with the same cookie is another one). Its
+        columns have neither types nor keys: values stay as bound, and the read model's own columns convert and
+        check them when they are copied, as they would have had they been bound there.
         """
         image = sqlite3.connect(":memory:", isolation_level=None)
         try:
             image.execute("BEGIN")
-            for table in READ_MODEL_TABLES:
-                image.execute(str(CreateTable(table).compile(dialect=self.engine.dialect)))
+            for statement in IMAGE_TABLES:
+                image.execute(statement)
             for table_name, rows in writes.rows.items():
                 image.executemany(self.insert_sql(table_name), rows)
             image.execute("COMMIT")
