@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -169,8 +170,9 @@ def _write_pipeline(
     app: LedgerApplication, batches: int, on_stored: Callable[[list, list[str]], None]
 ) -> WritePipeline | nullcontext[None]:
     """A WritePipeline when there is a next batch to check while one is written and a forked process can write
-    the ledger (SQLite); else nothing (batches are stored by this process)."""
-    if batches < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    the ledger (SQLite, and no other thread here whose locks the fork could copy held); else nothing (batches are
+    stored by this process)."""
+    if batches < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return nullcontext()
     if not isinstance(app.recorder, ChainedSQLiteApplicationRecorder):
         return nullcontext()

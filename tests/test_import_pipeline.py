@@ -169,3 +169,24 @@ def test_a_writer_that_fails_or_dies_stops_the_import_and_a_rerun_completes(app,
     result = import_journal(app, journal, batch_size=BATCH)
     assert (result.applied, result.skipped, result.problems) == (len(RECORDS) - BATCH, BATCH, [])
     assert verify_source(app.location).intact
+
+
+def test_a_process_running_other_threads_imports_without_forking(app, journal, monkeypatch):
+    import threading
+
+    from ledger import importer
+
+    def no_pipeline(*args):
+        raise AssertionError("a writer process was forked while another thread ran")
+
+    monkeypatch.setattr(importer, "WritePipeline", no_pipeline)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        result = import_journal(app, journal, batch_size=BATCH)
+    finally:
+        release.set()
+        other.join()
+    assert (result.applied, result.skipped, result.problems) == (len(RECORDS), 0, [])
+    assert verify_source(app.location).intact

@@ -246,6 +246,23 @@ def test_a_worker_that_dies_is_reported(qinghe_sqlite, tmp_path, ranges_of_16, m
     model.close()
 
 
+def test_a_process_running_other_threads_projects_alone(qinghe_sqlite, tmp_path, ranges_of_16):
+    import threading
+
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        model = ReadModel(str(tmp_path / "rm.sqlite"))
+        run = rebuild_read_model(qinghe_sqlite, model, batch=2000, jobs=2)
+    finally:
+        release.set()
+        other.join()
+    assert run.batches == 1  # one batch of projected events: no ranges, no forked process
+    assert model.dump() == fresh_dump(qinghe_sqlite, str(tmp_path / "fresh.sqlite"))
+    model.close()
+
+
 @pytest.mark.postgres
 def test_workers_send_rows_unpacked_to_a_postgresql_read_model(qinghe_sqlite, tmp_path, ranges_of_16):
     if not POSTGRES_URL:

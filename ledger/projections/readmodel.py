@@ -17,6 +17,7 @@ import gc
 import json
 import multiprocessing
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -993,8 +994,13 @@ PARALLEL_FROM_EVENTS = 20_000
 
 
 def _forkable(app: Any) -> bool:
-    """Worker processes read the ledger through a connection of their own; forked, they start at once."""
-    return "fork" in multiprocessing.get_all_start_methods() and isinstance(app.recorder.datastore, SQLiteDatastore)
+    """Worker processes read the ledger through a connection of their own; forked, they start at once (where no
+    other thread runs here, whose locks the fork could copy held)."""
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+        and isinstance(app.recorder.datastore, SQLiteDatastore)
+    )
 
 
 def _projected_ranges(
