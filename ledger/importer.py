@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
-import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -15,7 +13,6 @@ from pydantic import ValidationError
 from .domain.journal import Record, journal_record_adapter
 from .domain.validation import Rejected
 from .store.application import BatchRejected, LedgerApplication, WriteConflict, WritePipeline
-from .store.recorders import ChainedSQLiteApplicationRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +119,7 @@ def import_journal(
     batches = [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
     stored = 0
 
-    def on_stored(_records: list, outcomes: list[str]) -> None:
+    def on_stored(outcomes: list[str]) -> None:
         nonlocal stored
         _count(result, outcomes)
         stored += len(outcomes)
@@ -141,7 +138,7 @@ def import_journal(
                     return result
                 batch = [n.record for n in batches[index]]
                 if pipeline is None or again:
-                    on_stored(batch, app.execute_batch(batch))
+                    on_stored(app.execute_batch(batch))
                     again = False
                 else:
                     app.execute_batch(batch, pipeline=pipeline)
@@ -158,7 +155,7 @@ def import_journal(
                         continue
                 accepted = batches[index][: refusal.index]
                 if accepted:
-                    on_stored(accepted, app.execute_batch([n.record for n in accepted]))
+                    on_stored(app.execute_batch([n.record for n in accepted]))
                 bad = batches[index][refusal.index]
                 result.problems = [
                     ImportProblem(str(path), bad.line, bad.record.id, p.field, p.message) for p in refusal.rejected.problems
@@ -167,14 +164,11 @@ def import_journal(
 
 
 def _write_pipeline(
-    app: LedgerApplication, batches: int, on_stored: Callable[[list, list[str]], None]
+    app: LedgerApplication, batches: int, on_stored: Callable[[list[str]], None]
 ) -> WritePipeline | nullcontext[None]:
-    """A WritePipeline when there is a next batch to check while one is written and a forked process can write
-    the ledger (SQLite, and no other thread here whose locks the fork could copy held); else nothing (batches are
-    stored by this process)."""
-    if batches < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
-        return nullcontext()
-    if not isinstance(app.recorder, ChainedSQLiteApplicationRecorder):
+    """A WritePipeline when there is a next batch to check while one is written and a forked process may write the
+    ledger; else nothing (batches are stored by this process)."""
+    if batches < 2 or not app.recorder.forks_safely():
         return nullcontext()
     return WritePipeline(app, on_stored)
 

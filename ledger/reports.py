@@ -23,7 +23,6 @@ from .projections.balances import (
     trial_balance_of_nets,
 )
 from .store.application import LedgerApplication, month_of
-from .store.recorders import ChainedSQLiteApplicationRecorder
 
 REPORT_KINDS = ("trial-balance", "balance-sheet", "income-statement", "general-ledger", "assets", "contracts")
 # Below this many events one process sums the log: starting a second one costs about what it would save.
@@ -68,8 +67,7 @@ def trial_balance_report(app: LedgerApplication, at: date, *, include_closing: b
     short logs are read by this process alone)."""
     chart = load_chart(app.ledger().chart)
     last = app.recorder.max_notification_id() or 0
-    forked = "fork" in multiprocessing.get_all_start_methods()
-    if jobs < 2 or last < PARALLEL_FROM_EVENTS or not forked or not isinstance(app.recorder, ChainedSQLiteApplicationRecorder):
+    if jobs < 2 or last < PARALLEL_FROM_EVENTS or not app.recorder.forks_safely():
         nets = trial_balance_nets(chart, app.postings(), at, include_closing)
         return trial_balance_of_nets(chart, nets, at, origin=app.origin)
     bounds = [1 + last * part // jobs for part in range(jobs)] + [last + 1]

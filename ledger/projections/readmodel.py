@@ -17,7 +17,6 @@ import gc
 import json
 import multiprocessing
 import sqlite3
-import threading
 from collections import defaultdict
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -32,7 +31,6 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from eventsourcing.sqlite import SQLiteDatastore
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -949,7 +947,7 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: in
     chart = app.ledger().chart
     start = position = model.start_tracking(LedgerProjection.name, app.origin)
     last = app.recorder.max_notification_id() or 0
-    if jobs > 1 and last - start >= PARALLEL_FROM_EVENTS and _forkable(app):
+    if jobs > 1 and last - start >= PARALLEL_FROM_EVENTS and app.recorder.forks_safely():
         pending = _projected_ranges(app, chart, model, start, last, jobs)
     else:
         pending = _projected_batches(LedgerProjection(app, chart, model.absent), start, batch)
@@ -991,16 +989,6 @@ RANGE_SPAN = 4096
 AHEAD_PER_JOB = 2
 # Below this many events after the position one process projects them: a fork costs about what it would save.
 PARALLEL_FROM_EVENTS = 20_000
-
-
-def _forkable(app: Any) -> bool:
-    """Worker processes read the ledger through a connection of their own; forked, they start at once (where no
-    other thread runs here, whose locks the fork could copy held)."""
-    return (
-        "fork" in multiprocessing.get_all_start_methods()
-        and threading.active_count() == 1
-        and isinstance(app.recorder.datastore, SQLiteDatastore)
-    )
 
 
 def _projected_ranges(

@@ -230,11 +230,11 @@ class WritePipeline:
     Signing, inserting and committing a batch take about a third of an import; here they overlap the checks of the
     next batch, which reads the aggregates of the batch being written as they will be stored (`pending`). The
     writer opens the ledger anew and writes exactly what LedgerApplication.save would (events with their log
-    entries in one transaction, then snapshots). `on_stored(records, outcomes)` hears of each batch once it is in
-    the store. Use as a context manager: leaving it waits for the last write.
+    entries in one transaction, then snapshots). `on_stored(outcomes)` hears of each batch once it is in the store.
+    Use as a context manager: leaving it waits for the last write.
     """
 
-    def __init__(self, app: LedgerApplication, on_stored: Callable[[list[j.Record], list[str]], None]):
+    def __init__(self, app: LedgerApplication, on_stored: Callable[[list[str]], None]):
         if app.signer is None:
             raise PermissionError("this ledger was opened without a signing key; it is read-only")
         self.app = app
@@ -277,7 +277,7 @@ class WritePipeline:
                 self.app.repository.cache.clear()
             raise WriteConflict(records) if reply == "conflict" else error
         self.app._cache_saved(aggregates)
-        self.on_stored(records, outcomes)
+        self.on_stored(outcomes)
 
     def close(self) -> None:
         self._batches.close()  # the writer ends when it reads the end of the pipe

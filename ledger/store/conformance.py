@@ -406,6 +406,17 @@ class ChainedRecorderConformance(ABC):
         assert recorder.select_event_rows(ids[2], 100, ("ledger/Other",), stop=ids[7] + 1) == rows[2:5] + rows[7:]
         assert recorder.select_event_rows(ids[7] + 1, 100, ("ledger/Tested", "ledger/Other")) == []
 
+    def test_no_fork_while_another_thread_runs(self) -> None:
+        recorder = self.create_recorder()
+        release = threading.Event()
+        other = threading.Thread(target=release.wait)
+        other.start()
+        try:
+            assert recorder.forks_safely() is False
+        finally:
+            release.set()
+            other.join()
+
     def test_select_events_of_many_aggregates(self) -> None:
         recorder = self.create_recorder()
         # More ids than one SQLite `IN (...)` list holds, so the chunks must join up.

@@ -7,9 +7,11 @@ writers can never read the same chain head. ``ledger_log`` and the events table 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -227,6 +229,11 @@ class ChainWriter(ABC):
     def select_originator_ids(self, topic: str) -> list[UUID]:
         """The originator of each stored event of one of INDEXED_TOPICS, through that topic's partial index."""
 
+    @abstractmethod
+    def forks_safely(self) -> bool:
+        """Whether work on this ledger may go to forked processes that open it anew (a long trial balance, an
+        import's writer, read-model ranges)."""
+
     def _topic_index_name(self, topic: str) -> str:
         return f"{self.events_table_name}_{re.sub(r'[^0-9A-Za-z]', '_', topic).lower()}"
 
@@ -322,6 +329,11 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainWriter):
                 f"ON {self.events_table_name} (originator_id) WHERE topic = {_sqlite_text(topic)}"
             )
         return statements
+
+    def forks_safely(self) -> bool:
+        """Where the platform forks and no other thread runs here: a fork copies other threads' locks as they are,
+        held or not."""
+        return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
     def select_originator_ids(self, topic: str) -> list[UUID]:
         with self.datastore.transaction(commit=False) as c:
@@ -679,6 +691,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainWrite
             return row["size"]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def forks_safely(self) -> bool:
+        """No: the connection pool runs threads of its own, whose locks a fork would copy as they are."""
+        return False
+
     def select_originator_ids(self, topic: str) -> list[UUID]:
         # The topic as a literal: PostgreSQL plans a partial index only for a condition it can match at planning.
         statement = SQL("SELECT originator_id FROM {schema}.{events} WHERE topic = {topic}").format(
