@@ -12,11 +12,12 @@ import json
 import multiprocessing
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -112,6 +113,9 @@ def _project(aggregate: Aggregate | None, events: Iterable[Event]) -> Aggregate 
     return aggregate
 
 
+_NOTHING_PENDING: Mapping[UUID, Aggregate] = MappingProxyType({})
+
+
 @dataclass
 class UnitOfWork:
     """The aggregates one or more records touch, saved together in one transaction.
@@ -128,8 +132,8 @@ class UnitOfWork:
     absent: set[UUID] = field(default_factory=set)
 
     @property
-    def pending(self) -> dict[UUID, Aggregate]:
-        return self.pipeline.pending if self.pipeline is not None else {}
+    def pending(self) -> Mapping[UUID, Aggregate]:
+        return self.pipeline.pending if self.pipeline is not None else _NOTHING_PENDING
 
     def settle(self) -> None:
         """Wait until the store holds every batch before this one (WriteConflict if that write failed)."""
