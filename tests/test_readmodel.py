@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -215,6 +217,34 @@ def _in_workers(monkeypatch, act) -> None:
         return original(self, notification_id, *args)
 
     monkeypatch.setattr(LedgerProjection, "_voucher", patched)
+
+
+def test_updates_reach_the_rows_they_change_from_another_range(qinghe_sqlite, tmp_path, ranges_of_16):
+    """A reversal mark, a period close and an asset disposal update rows by their primary key; in ranges of 16 the
+    row is written by another range than the update (the disposal is hundreds of notifications after the asset)."""
+    disposal = {"type": "asset_disposed", "id": "qh-dispose-fa-001", "asset_no": "FA-001", "date": "2026-01-10",
+                "method": "scrap"}
+    assert qinghe_sqlite.execute(journal_record_adapter.validate_python(disposal)) == "applied"
+    model = ReadModel(str(tmp_path / "rm.sqlite"))
+    rebuild_read_model(qinghe_sqlite, model, jobs=2)
+    rows = model.dump()
+    assert rows == fresh_dump(qinghe_sqlite, str(tmp_path / "one.sqlite"))
+    assert [(r[0], r[10], r[11]) for r in rows["rm_asset"]] == [("FA-001", date(2026, 1, 10), "scrap"), ("FA-002", None, None)]
+    assert [(r[0], r[9]) for r in rows["rm_voucher"] if r[9]] == [("记-202506-001", "记-202507-002")]
+    assert [r[2] for r in rows["rm_period"]] == [date(2025, month + 1, 1) - timedelta(days=1) for month in range(1, 12)] + [
+        date(2025, 12, 31)]
+    model.close()
+
+
+def test_an_index_retired_by_this_version_is_dropped_when_the_read_model_opens(tmp_path):
+    location = str(tmp_path / "rm.sqlite")
+    ReadModel(location).close()
+    with sqlite3.connect(location) as conn:
+        conn.execute("CREATE INDEX ix_rm_voucher_aggregate_id ON rm_voucher (aggregate_id)")
+    ReadModel(location).close()
+    with sqlite3.connect(location) as conn:
+        names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "ix_rm_voucher_aggregate_id" not in names and "ix_rm_voucher_period" in names
 
 
 def test_a_failing_worker_stops_the_run_at_a_whole_range_and_a_rerun_completes(qinghe_sqlite, tmp_path, ranges_of_16, monkeypatch):
