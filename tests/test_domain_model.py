@@ -76,3 +76,28 @@ def _replay(events):
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
+
+
+def test_an_asset_is_read_from_its_snapshot_of_the_year(ledger_location, signer):
+    """An asset gains an event a month for its whole life: its every 12th version is snapshotted, so that reading
+    it replays at most 11 events however many years it has been depreciated."""
+    app = LedgerApplication(ledger_location, signer=signer)
+    app.create_ledger(origin=ORIGIN, name="清河村", chart="2023")
+    assert import_journal(app, FIXTURES / "qinghe_2025.jsonl").ok
+    asset_id = app.id_of("asset", "FA-001")
+    [snapshot] = app.snapshots.get(asset_id)
+    assert (snapshot.aggregate_topic, snapshot.originator_version) == ("ledger/Asset", 12)
+    fresh = LedgerApplication(ledger_location)
+    decoded = []
+    to_domain_event = fresh.mapper.to_domain_event
+
+    def counting(stored):
+        decoded.append(stored.topic)
+        return to_domain_event(stored)
+
+    fresh.mapper.to_domain_event = counting
+    asset = fresh.repository.get(asset_id)
+    assert decoded == ["ledger/Snapshot", "ledger/Asset/Depreciated"]  # version 13: the snapshot at 12, one event
+    assert asset.version == 13 and asset.model_dump() == _replay(fresh.events.get(asset_id)).model_dump()
+    app.close()
+    fresh.close()
