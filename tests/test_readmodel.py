@@ -327,6 +327,24 @@ def test_stored_amounts_become_fen_and_a_malformed_one_is_refused():
 @given(st.lists(st.text()), st.lists(st.fixed_dictionaries({"date": st.text(), "person": st.text(), "role": st.text()})))
 def test_json_columns_keep_the_text_json_dumps_gives(strings, approvals):
     assert _json_strings(strings) == json.dumps(strings, ensure_ascii=False)
-    assert _json_approvals(approvals) == json.dumps(
+    expected = json.dumps(
         [{"role": a["role"], "person": a["person"], "date": a["date"]} for a in approvals], ensure_ascii=False
     )
+    known: dict = {}
+    assert _json_approvals(approvals, known) == expected
+    assert len(known) == len({(a["role"], a["person"], a["date"]) for a in approvals})
+    assert _json_approvals(approvals, known) == expected  # from the texts kept the first time
+
+
+@pytest.mark.parametrize("text", ['{"a": 1}', ' {"a": 1}', '{"a": 1} ', '{"a":1}\n'])
+def test_a_stored_state_decodes_as_json_loads_does(text):
+    assert readmodel._state(readmodel.Voucher.MarkedReversed, text.encode()) == {"a": 1}
+
+
+@pytest.mark.parametrize("text", ['{"a": 1}{"b": 2}', '{"a": 1', ''])
+def test_a_malformed_stored_state_is_refused_as_json_loads_refuses_it(text):
+    with pytest.raises(json.JSONDecodeError) as loaded:
+        json.loads(text)
+    with pytest.raises(json.JSONDecodeError) as stored:
+        readmodel._state(readmodel.Voucher.MarkedReversed, text.encode())
+    assert str(stored.value) == str(loaded.value)

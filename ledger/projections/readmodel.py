@@ -635,7 +635,7 @@ def _row(table: Table, **values: Any) -> tuple:
     return tuple(values[column.name] for column in table.c)
 
 
-_json_value = json.JSONDecoder().decode
+_json_decoder = json.JSONDecoder()
 _json_string = json.encoder.encode_basestring  # a str as json.dumps(..., ensure_ascii=False) writes it
 _approval_values = itemgetter(*Approval.model_fields)
 APPROVAL_TEMPLATE = "{" + ", ".join(f"{_json_string(field)}: %s" for field in Approval.model_fields) + "}"
@@ -643,7 +643,14 @@ APPROVAL_TEMPLATE = "{" + ", ".join(f"{_json_string(field)}: %s" for field in Ap
 
 def _state(event_class: Any, state: bytes) -> dict:
     """A stored state as a dict of the event class's current version."""
-    data = _json_value(state.decode())
+    text = state.decode()
+    # The decoder's scanner at once: decode() wraps it in two whitespace matches, which stored states never have.
+    try:
+        data, end = _json_decoder.scan_once(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        data = _json_decoder.decode(text)  # what else the text holds, or json's own error
     if "_v" in data or event_class.CLASS_VERSION > 1:
         data = event_class.upcast_state(data)
     return data
@@ -654,9 +661,17 @@ def _json_strings(values: Sequence[str]) -> str:
     return "[" + ", ".join(map(_json_string, values)) + "]" if values else "[]"
 
 
-def _json_approvals(approvals: Sequence[dict]) -> str:
-    """json.dumps of the approvals as pydantic dumps them (Approval's field order), ensure_ascii=False."""
-    return "[" + ", ".join([APPROVAL_TEMPLATE % tuple(map(_json_string, _approval_values(a))) for a in approvals]) + "]"
+def _json_approvals(approvals: Sequence[dict], known: dict[tuple[str, ...], str]) -> str:
+    """json.dumps of the approvals as pydantic dumps them (Approval's field order), ensure_ascii=False; the text of
+    each approval is kept in `known` (the same people sign a day's vouchers) and built only when not there."""
+    texts = []
+    for approval in approvals:
+        values = _approval_values(approval)
+        text = known.get(values)
+        if text is None:
+            text = known[values] = APPROVAL_TEMPLATE % tuple(map(_json_string, values))
+        texts.append(text)
+    return "[" + ", ".join(texts) + "]"
 
 
 class LedgerProjection:
@@ -681,6 +696,7 @@ class LedgerProjection:
         self._top_codes: dict[str, dict[str, str]] = {}  # chart → code → top-level code
         # References of the vouchers projected since the last take, for reversals of them: no read of the ledger.
         self._references: dict[str, tuple[str | None, str | None, str | None]] = {}  # decision, contract, counterparty
+        self._approval_texts: dict[tuple[str, ...], str] = {}  # approvals met since the last take, as JSON
         # Facts that never change once registered, kept for the run: aggregate id → asset no / decision id / period.
         self._asset_nos: dict[str, str] = {}
         self._decision_ids: dict[str, str] = {}
@@ -720,6 +736,7 @@ class LedgerProjection:
         writes, self._writes = self._writes, Writes()
         writes.end = end
         self._references.clear()
+        self._approval_texts.clear()
         return writes
 
     def _insert(self, table: Table, row: tuple) -> None:
@@ -798,7 +815,7 @@ class LedgerProjection:
         tops_of_chart = self._top_codes.get(chart) or self._chart_tops(chart)
         # (code, detail, top-level code, fund or None, debit 分, credit 分) per line
         parsed = []
-        receipts = payments = cash_payments = 0
+        receipts = payments = cash_payments = fund_lines = 0
         for line in e["lines"]:
             code = line["code"]
             top = tops_of_chart.get(code) or self._top_code(chart, code)
@@ -806,18 +823,19 @@ class LedgerProjection:
             debit, credit = _fen(line["debit"]), _fen(line["credit"])
             parsed.append((code, line["detail"], top, fund, debit, credit))
             if fund:
+                fund_lines += 1
                 receipts += debit
                 payments += credit
                 if fund == CASH:
                     cash_payments += credit
-        is_transfer = kind != OPENING and all(line[3] for line in parsed)
+        is_transfer = kind != OPENING and fund_lines == len(parsed)
         moves_funds = not is_transfer and kind != OPENING
         writes = self._writes
         writes.rows[voucher_table.name].append((
             voucher_no, aggregate_id, notification_id, day, period, chart, kind, e["summary"],
             absent if reverses is None else reverses, absent, absent if decision is None else decision,
             absent if contract is None else contract, absent if counterparty is None else counterparty,
-            _json_strings(e["tags"]), _json_approvals(e["approvals"]),
+            _json_strings(e["tags"]), _json_approvals(e["approvals"], self._approval_texts),
             _json_strings(e["attachments"]), is_transfer, receipts if moves_funds else 0, payments if moves_funds else 0,
             cash_payments if moves_funds else 0,
         ))
