@@ -926,7 +926,8 @@ class LedgerProjection:
         self._insert(asset_lease_table, (self._asset_no(notification_id, aggregate_id), e["contract_no"]))
 
     def _disposed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
-        self._update(asset_table, self._asset_no(notification_id, aggregate_id), disposed=e["date"], disposal_method=e["method"])
+        asset_no = self._asset_no(notification_id, aggregate_id)
+        self._update(asset_table, asset_no, disposed=e["date"], disposal_method=e["method"])
 
     def _resource(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         self._insert(resource_table, _row(
@@ -941,7 +942,9 @@ class LedgerProjection:
         self._insert(decision_table, (e["decision_id"], aggregate_id, e["title"], e["matter"], _optional_fen(e["amount"])))
 
     def _step(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
-        decision_id = self._fact(self._decision_ids, "decision_id", notification_id, aggregate_id, "step of a decision never opened")
+        decision_id = self._fact(
+            self._decision_ids, "decision_id", notification_id, aggregate_id, "step of a decision never opened"
+        )
         self._insert(decision_step_table, _row(
             decision_step_table, decision_id=decision_id, version=version, step=e["step"], date=e["date"],
             body=e["body"], due=e["due"], present=e["present"], votes_for=e["votes_for"],
