@@ -604,7 +604,7 @@ class Writes:
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple]] = defaultdict(list)  # each row in its table's column order
-        self.updates: dict[tuple[str, tuple[str, ...]], list[tuple]] = defaultdict(list)  # SET values + aggregate id
+        self.updates: dict[tuple[str, tuple[str, ...]], list[tuple]] = defaultdict(list)  # SET values + primary key
         self.funds: dict[tuple[str, str], list[int]] = {}  # FUND_COLUMNS in 分
         self.categories: dict[tuple[str, str, str], int] = defaultdict(int)  # 分
         self.events = 0  # projected events
