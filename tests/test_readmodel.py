@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Index, inspect
 
 import qinghe_expected as qe
 from conftest import FIXTURES, POSTGRES_URL, _drop_schema, _postgres_schema_url, make_signer
@@ -236,15 +236,18 @@ def test_updates_reach_the_rows_they_change_from_another_range(qinghe_sqlite, tm
     model.close()
 
 
-def test_an_index_retired_by_this_version_is_dropped_when_the_read_model_opens(tmp_path):
-    location = str(tmp_path / "rm.sqlite")
-    ReadModel(location).close()
-    with sqlite3.connect(location) as conn:
-        conn.execute("CREATE INDEX ix_rm_voucher_aggregate_id ON rm_voucher (aggregate_id)")
-    ReadModel(location).close()
-    with sqlite3.connect(location) as conn:
-        names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "ix_rm_voucher_aggregate_id" not in names and "ix_rm_voucher_period" in names
+def test_an_index_retired_by_this_version_is_dropped_when_the_read_model_opens(ledger_location):
+    def indexes(model: ReadModel) -> set[str]:
+        return {index["name"] for index in inspect(model.engine).get_indexes("rm_voucher", schema=model.schema)}
+
+    model = ReadModel(ledger_location)
+    with model.engine.begin() as conn:
+        Index("ix_rm_voucher_aggregate_id", readmodel.voucher_table.c.aggregate_id).create(conn)
+    assert "ix_rm_voucher_aggregate_id" in indexes(model)
+    model.close()
+    model = ReadModel(ledger_location)
+    assert indexes(model) == {"ix_rm_voucher_period", "ix_rm_voucher_decision"}
+    model.close()
 
 
 def test_a_failing_worker_stops_the_run_at_a_whole_range_and_a_rerun_completes(qinghe_sqlite, tmp_path, ranges_of_16, monkeypatch):
