@@ -313,7 +313,7 @@ def test_workers_send_rows_unpacked_to_a_postgresql_read_model(qinghe_sqlite, tm
 
 
 def test_a_reversal_of_an_unknown_voucher_is_refused(qinghe, tmp_path):
-    projection = LedgerProjection(qinghe, "2023")
+    projection = LedgerProjection(qinghe)
     posted = qinghe.recorder.select_event_rows(1, 1000, (readmodel.Voucher.Reversed.TOPIC,))[0]
     state = json.loads(posted[4])
     state["reverses"] = "记-209901-001"

@@ -688,9 +688,8 @@ class LedgerProjection:
     name = "ledger_read_model"
     topics = TOPICS
 
-    def __init__(self, app: Any, chart: str, absent: int | None = None):
+    def __init__(self, app: Any, absent: int | None = None):
         self.app = app
-        self.chart = load_chart(chart)  # opening balances carry no chart of their own
         self.absent = absent  # in place of None in the voucher and line rows (ReadModel.absent)
         self._writes = Writes()
         self._top_codes: dict[str, dict[str, str]] = {}  # chart → code → top-level code
@@ -771,7 +770,8 @@ class LedgerProjection:
 
     def _opening(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         opening = {"date": e["date"], "summary": "期初余额", "lines": e["lines"], "tags": [], "approvals": [], "attachments": []}
-        self._voucher(notification_id, aggregate_id, OPENING_VOUCHER, self.chart.version, OPENING, opening, None, None, None, None)
+        chart = self.app.ledger().chart  # opening balances carry no chart of their own: the ledger's
+        self._voucher(notification_id, aggregate_id, OPENING_VOUCHER, chart, OPENING, opening, None, None, None, None)
 
     def _posted(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         kind = CLOSING if e["closing"] else VOUCHER
@@ -975,13 +975,12 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: in
         raise ValueError(f"batch must be at least 1, got {batch}")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    chart = app.ledger().chart
     start = position = model.start_tracking(LedgerProjection.name, app.origin)
     last = app.recorder.max_notification_id() or 0
     if jobs > 1 and last - start >= PARALLEL_FROM_EVENTS and app.recorder.forks_safely():
-        pending = _projected_ranges(app, chart, model, start, last, jobs)
+        pending = _projected_ranges(app, model, start, last, jobs)
     else:
-        pending = _projected_batches(LedgerProjection(app, chart, model.absent), start, batch)
+        pending = _projected_batches(LedgerProjection(app, model.absent), start, batch)
     batches = events = 0
     with closing(pending):
         for writes in pending:
@@ -1023,7 +1022,7 @@ PARALLEL_FROM_EVENTS = 20_000
 
 
 def _projected_ranges(
-    app: Any, chart: str, model: ReadModel, position: int, last: int, jobs: int
+    app: Any, model: ReadModel, position: int, last: int, jobs: int
 ) -> Generator[Writes, None, None]:
     """The writes of each range of RANGE_SPAN notification ids after `position` up to `last`, in log order.
 
@@ -1040,7 +1039,7 @@ def _projected_ranges(
         for _ in range(jobs):
             results, sender = context.Pipe(duplex=False)
             process = context.Process(
-                target=_project_claimed, args=(sender, type(app), app.location, chart, model, ranges, claimed, room)
+                target=_project_claimed, args=(sender, type(app), app.location, model, ranges, claimed, room)
             )
             process.start()
             sender.close()
@@ -1096,7 +1095,7 @@ def _project_range(projection: LedgerProjection, low: int, high: int) -> Writes:
 
 
 def _project_claimed(
-    sender: Any, app_class: type, location: str, chart: str, model: ReadModel, ranges: list[tuple[int, int]],
+    sender: Any, app_class: type, location: str, model: ReadModel, ranges: list[tuple[int, int]],
     claimed: Any, room: Any,
 ) -> None:
     """In a worker process: project ranges until none is left to claim, sending (index, writes) for each (its rows
@@ -1106,7 +1105,7 @@ def _project_claimed(
     try:
         app = app_class(location)
         try:
-            projection = LedgerProjection(app, chart, model.absent)
+            projection = LedgerProjection(app, model.absent)
             while True:
                 room.acquire()
                 index = _claim(claimed, len(ranges))
