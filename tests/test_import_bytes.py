@@ -96,6 +96,26 @@ def test_small_batches_are_stored_as_pinned(tmp_path, village_year, fixed_clock)
     app.close()
 
 
+@pytest.mark.parametrize("batch_size", [7, 200])
+def test_asset_snapshots_equal_the_replay_of_their_events(tmp_path, village_year, fixed_clock, batch_size):
+    """Assets are snapshotted every 12 versions, inside batches the writer process stores as well."""
+    app = new_ledger(str(tmp_path / "ledger.sqlite"), fixed_clock)
+    assert import_journal(app, village_year, batch_size=batch_size).applied == 1366
+    registered = [UUID(str(n.originator_id)) for n in app.notifications((Asset.Registered.TOPIC,))]
+    checked = 0
+    for asset_id in registered:
+        events = list(app.events.get(asset_id))
+        for snapshot in app.snapshots.get(asset_id):
+            replayed = None
+            for event in events[: snapshot.originator_version]:
+                replayed = event.mutate(replayed)
+            assert snapshot.originator_version % 12 == 0
+            assert snapshot.mutate(None).model_dump() == replayed.model_dump()
+            checked += 1
+    assert checked == sum(len(list(app.events.get(a))) // 12 for a in registered) > 0
+    app.close()
+
+
 def test_registered_assets_are_read_through_their_partial_index(ledger_location, village_year, fixed_clock):
     app = new_ledger(ledger_location, fixed_clock)
     assert import_journal(app, village_year).applied == 1366
