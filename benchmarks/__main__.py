@@ -58,6 +58,25 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def cpu_ticks() -> list[int] | None:
+    """The machine's CPU time so far, in clock ticks per kind (/proc/stat: user, nice, system, idle, iowait, irq,
+    softirq, steal), or None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(ticks) for ticks in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> str:
+    """Of the CPU time the guest wanted between two readings, the share the hypervisor gave to other guests."""
+    if before is None or after is None or len(before) < 8 or len(after) < 8:
+        return "not known (no /proc/stat)"
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (b - a for a, b in zip(before, after))
+    wanted = user + nice + system + irq + softirq + steal
+    return f"{steal / wanted:.0%}" if wanted else "0%"
+
+
 def _command(name: str, **arguments) -> list[str]:
     return [sys.executable, "-m", "benchmarks.workloads", name, json.dumps(arguments)]
 
@@ -177,7 +196,10 @@ def write_results(path: Path, context: dict, sections: list[tuple[str, list[str]
         "",
         f"Run {context['when']} with `{context['command']}` ({context['mode']} mode, {context['elapsed']:.0f} s) on "
         f"{context['machine']}, {context['cores']} cores, Python {platform.python_version()}; load average at the end "
-        f"{context['load']} (1/5/15 min: other jobs shared the cores).",
+        f"{context['load']} (1/5/15 min: other jobs shared the cores); CPU time taken by other guests of the host "
+        f"(steal) during the run: {context['steal']}."
+        + (f" Machine gauge: pinned Ed25519 verifies {context['gauge']} per second on one core (section 2), to tell "
+           "machines apart when comparing runs." if context.get("gauge") else ""),
         f"Books: ledger/demo_data.generate_village, {books.VOUCHERS_PER_YEAR} vouchers per village-year, chart "
         f"{books.CHART}, village 0 (seed {books.seed_of(0)}), cached in benchmarks/.cache.",
         "Times are medians of n runs, each in a fresh process; events are signed log entries; RSS is the peak "
@@ -227,6 +249,7 @@ def main() -> None:
     args.results = args.results or HERE / f"RESULTS{suffix}.md"
     args.plot = args.plot or HERE / f"history{suffix}.png"
     started = time.perf_counter()
+    ticks_at_start = cpu_ticks()
     n_cores = cores()
     histories = [1, 2] if args.quick else [1, 10, 50]
     repeats = 2 if args.quick else 3
@@ -239,6 +262,7 @@ def main() -> None:
 
     sections = []
     series: dict[str, list[tuple[int, float]]] = {}
+    gauge: dict[str, str] = {}
 
     def save() -> None:
         """Rewritten after every section, so that an interrupted run still leaves what it measured."""
@@ -251,6 +275,8 @@ def main() -> None:
             "machine": platform.processor() or platform.machine(),
             "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
             "cores": n_cores,
+            "steal": steal_share(ticks_at_start, cpu_ticks()),
+            **gauge,
         }
         write_results(args.results, context, sections)
         plot(args.plot, series)
@@ -268,9 +294,8 @@ def main() -> None:
                   years=years)
         tb = run("trial_balance", repeats, label=f"trial balance from the log, jobs={n_cores}, {years} y", village=0,
                  years=years, jobs=n_cores)
-        rm_repeats = 1 if args.quick or years >= 50 else repeats
-        rm1 = run("read_model", rm_repeats, label=f"read-model rebuild, 1 process, {years} y", village=0, years=years)
-        rm = run("read_model", rm_repeats, label=f"read-model rebuild, jobs={n_cores}, {years} y", village=0,
+        rm1 = run("read_model", repeats, label=f"read-model rebuild, 1 process, {years} y", village=0, years=years)
+        rm = run("read_model", repeats, label=f"read-model rebuild, jobs={n_cores}, {years} y", village=0,
                  years=years, jobs=n_cores)
         for what, m in (("trial balance from the log, one process", tb1),
                         (f"trial balance from the log, jobs={n_cores}", tb),
@@ -299,6 +324,7 @@ def main() -> None:
     single = run("ed25519", repeats, label="Ed25519 floor, one core", village=0, years=histories[0], count=4000)
     together = run_concurrently("ed25519", n_cores, village=0, years=histories[0], count=4000)
     floor_per_core = single.rate
+    gauge["gauge"] = _fmt_rate(floor_per_core)
     floor = floor_per_core * n_cores
     floor_measured = sum(r["events"] / r["seconds"] for r in together)
     rows = [["Ed25519 verify, pyca/cryptography, one core", "", f"{single.events:,}", f"{single.seconds:.3f}",
@@ -308,7 +334,7 @@ def main() -> None:
              f"{floor_measured / floor:.0%}", "", ""]]
     for years in histories:
         chain = run("verify_chain", repeats, label=f"chain-only verification, {years} y", village=0, years=years)
-        full = run("verify_full", 1 if years >= 50 else repeats, label=f"full verification, {years} y", village=0,
+        full = run("verify_full", repeats, label=f"full verification, {years} y", village=0,
                    years=years, jobs=n_cores)
         rows.append([f"chain only ({chain.runs[0]['how']})", str(years), f"{chain.events:,}", f"{chain.seconds:.2f}",
                      str(len(chain.runs)), _fmt_rate(chain.rate), "", f"{chain.rate / 150_000:.0%} of 150k goal",
