@@ -71,7 +71,7 @@ def cpu_ticks() -> list[int] | None:
 def steal_share(before: list[int] | None, after: list[int] | None) -> str:
     """Of the CPU time the guest wanted between two readings, the share the hypervisor gave to other guests."""
     if before is None or after is None or len(before) < 8 or len(after) < 8:
-        return "not known (no /proc/stat)"
+        return "not known (no steal time in /proc/stat)"
     user, nice, system, _idle, _iowait, irq, softirq, steal = (b - a for a, b in zip(before, after))
     wanted = user + nice + system + irq + softirq + steal
     return f"{steal / wanted:.0%}" if wanted else "0%"
@@ -199,7 +199,7 @@ def write_results(path: Path, context: dict, sections: list[tuple[str, list[str]
         f"{context['load']} (1/5/15 min: other jobs shared the cores); CPU time taken by other guests of the host "
         f"(steal) during the run: {context['steal']}."
         + (f" Machine gauge: pinned Ed25519 verifies {context['gauge']} per second on one core (section 2), to tell "
-           "machines apart when comparing runs." if context.get("gauge") else ""),
+           "machines apart when comparing runs." if context["gauge"] else ""),
         f"Books: ledger/demo_data.generate_village, {books.VOUCHERS_PER_YEAR} vouchers per village-year, chart "
         f"{books.CHART}, village 0 (seed {books.seed_of(0)}), cached in benchmarks/.cache.",
         "Times are medians of n runs, each in a fresh process; events are signed log entries; RSS is the peak "
@@ -262,7 +262,7 @@ def main() -> None:
 
     sections = []
     series: dict[str, list[tuple[int, float]]] = {}
-    gauge: dict[str, str] = {}
+    gauge = ""  # the one-core Ed25519 rate, once section 2 has measured it
 
     def save() -> None:
         """Rewritten after every section, so that an interrupted run still leaves what it measured."""
@@ -276,7 +276,7 @@ def main() -> None:
             "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
             "cores": n_cores,
             "steal": steal_share(ticks_at_start, cpu_ticks()),
-            **gauge,
+            "gauge": gauge,
         }
         write_results(args.results, context, sections)
         plot(args.plot, series)
@@ -324,7 +324,7 @@ def main() -> None:
     single = run("ed25519", repeats, label="Ed25519 floor, one core", village=0, years=histories[0], count=4000)
     together = run_concurrently("ed25519", n_cores, village=0, years=histories[0], count=4000)
     floor_per_core = single.rate
-    gauge["gauge"] = _fmt_rate(floor_per_core)
+    gauge = _fmt_rate(floor_per_core)
     floor = floor_per_core * n_cores
     floor_measured = sum(r["events"] / r["seconds"] for r in together)
     rows = [["Ed25519 verify, pyca/cryptography, one core", "", f"{single.events:,}", f"{single.seconds:.3f}",

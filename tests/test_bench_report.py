@@ -20,8 +20,8 @@ def test_no_cpu_time_wanted_is_no_steal():
 
 
 def test_without_proc_stat_the_share_is_said_to_be_unknown():
-    assert steal_share(None, [1] * 8) == "not known (no /proc/stat)"
-    assert steal_share([1] * 7, [1] * 8) == "not known (no /proc/stat)"
+    assert steal_share(None, [1] * 8) == "not known (no steal time in /proc/stat)"
+    assert steal_share([1] * 7, [1] * 8) == "not known (no steal time in /proc/stat)"
 
 
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="a machine without /proc/stat (not Linux)")
