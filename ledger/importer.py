@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,11 +112,23 @@ def import_journal(
     several batches into a SQLite ledger is written through a WritePipeline: each batch is signed and stored by a
     writer process while the next one is checked.
     """
-    result = ImportResult()
-    records, problems = read_journal(path)
+    with _collector_paused():
+        records, problems = read_journal(path)
     if problems:
-        result.problems = problems
-        return result
+        return ImportResult(problems=problems)
+    with _frozen_out_of_collections():
+        return _import_records(app, path, records, batch_size, progress)
+
+
+def _import_records(
+    app: LedgerApplication,
+    path: Path,
+    records: list[NumberedRecord],
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+) -> ImportResult:
+    """Apply the records of a journal read without problems, batch by batch (import_journal)."""
+    result = ImportResult()
     batches = [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
     stored = 0
 
@@ -161,6 +174,36 @@ def import_journal(
                     ImportProblem(str(path), bad.line, bad.record.id, p.field, p.message) for p in refusal.rejected.problems
                 ]
                 return result
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a journal's records are built: all of them are kept, so a collection
+    would free nothing, yet each would walk every record built so far."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@contextmanager
+def _frozen_out_of_collections() -> Iterator[None]:
+    """Every object alive now, the journal's records among them, left out of the collector's passes until the import
+    ends. The records live until then, and each full collection walked them all: a fifth of a 10-year import's time.
+    Objects freed meanwhile are freed as ever; only cycles among them wait for the end. A host that freezes objects
+    itself (before forking workers, say) is left as it is: unfreezing would undo its freeze."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _write_pipeline(

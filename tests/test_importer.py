@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from decimal import Decimal
 
@@ -206,3 +207,66 @@ def test_funds_are_carried_on_their_account_and_close_only_when_empty(app, tmp_p
         f"{journal}:6 (id f2): account: a cash fund is carried on 101, not 102"
     ]
     assert app.repository.get(app.id_of("fund", "grant")).closed.isoformat() == "2025-01-25"
+
+
+# -- the collector: a journal's records live until the import ends, so collections are spared walking them ----------
+
+
+def _gc_seen(app, journal, monkeypatch) -> dict:
+    """What import_journal left the collector as while it read the journal and while it applied the records."""
+    import ledger.importer as importer
+
+    seen = {}
+    read = importer.read_journal
+
+    def reading(path):
+        seen["reading enabled"] = gc.isenabled()
+        return read(path)
+
+    def applied(done, total):
+        seen["applying enabled"], seen["applying frozen"] = gc.isenabled(), gc.get_freeze_count()
+
+    monkeypatch.setattr(importer, "read_journal", reading)
+    seen["result"] = import_journal(app, journal, progress=applied)
+    return seen
+
+
+def test_records_are_built_without_collections_and_frozen_out_of_them_while_applied(app, tmp_path, monkeypatch):
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05")])
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    seen = _gc_seen(app, journal, monkeypatch)
+    assert (seen["result"].applied, seen["result"].problems) == (2, [])
+    assert seen["reading enabled"] is False
+    assert seen["applying enabled"] is True and seen["applying frozen"] > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_refused_record_leaves_the_collector_as_it_was(app, tmp_path, monkeypatch):
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05", credit="599")])
+    seen = _gc_seen(app, journal, monkeypatch)
+    assert [p.message for p in seen["result"].problems] == ["account '599' is not in chart 2023"]
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    write(journal, [OPENING, "{not json"])
+    seen = _gc_seen(app, journal, monkeypatch)
+    assert [p.line for p in seen["result"].problems] == [2]
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_host_that_manages_the_collector_keeps_its_settings(app, tmp_path, monkeypatch):
+    """A host that froze its objects (before forking workers) or turned the collector off finds them so after."""
+    journal = tmp_path / "j.jsonl"
+    write(journal, [OPENING, voucher("记-202501-001", "2025-01-05")])
+    gc.freeze()
+    gc.disable()
+    try:
+        host_frozen = gc.get_freeze_count()
+        seen = _gc_seen(app, journal, monkeypatch)
+        assert seen["result"].applied == 2
+        # Frozen objects may be freed meanwhile; none is added to the host's, and its freeze is not undone.
+        assert seen["applying enabled"] is False and 0 < seen["applying frozen"] <= host_frozen
+        assert not gc.isenabled() and 0 < gc.get_freeze_count() <= host_frozen
+    finally:
+        gc.enable()
+        gc.unfreeze()
