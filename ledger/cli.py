@@ -7,8 +7,14 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store.application import LedgerApplication
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -44,13 +50,20 @@ def load_key(path: str, role: str = "signer"):
     return key
 
 
-def open_ledger(location: str, signer=None):
+@contextmanager
+def open_ledger(location: str, signer=None) -> Iterator[LedgerApplication]:
+    """The ledger at location, closed when the command is done with it: main() may run in a host's process, where a
+    PostgreSQL ledger's pool threads would outlive the command (and keep later work from forking)."""
     from .store.application import LedgerApplication
 
     try:
-        return LedgerApplication(location, signer=signer)
+        app = LedgerApplication(location, signer=signer)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 def cmd_keys_new(args) -> int:
@@ -77,13 +90,13 @@ def cmd_init(args) -> int:
         policies = [p.model_copy(update={"strict": True}) for p in policies]
     key = load_key(args.key)
     log_public = load_key(args.log_key, role="log").public_key if args.log_key else None
-    app = open_ledger(args.ledger, key.signer)
-    app.create_ledger(
-        origin=args.origin, name=args.name, chart=args.chart, policy=policies[0], log_public_key=log_public,
-        holder=args.holder,
-    )
-    for later in policies[1:]:
-        app.adopt_policy(later)
+    with open_ledger(args.ledger, key.signer) as app:
+        app.create_ledger(
+            origin=args.origin, name=args.name, chart=args.chart, policy=policies[0], log_public_key=log_public,
+            holder=args.holder,
+        )
+        for later in policies[1:]:
+            app.adopt_policy(later)
     print(f"已创建账簿 / created ledger {args.origin} ({args.name}, 制度{args.chart}) in {args.ledger}")
     return EXIT_OK
 
@@ -95,10 +108,10 @@ def cmd_import(args) -> int:
     journal = Path(args.journal)
     if not journal.is_file():
         raise UsageError(f"journal not found: {journal}")
-    app = open_ledger(args.ledger, load_key(args.key).signer)
-    bar = ProgressBar("importing / 导入", 0)
-    result = import_journal(app, journal, batch_size=args.batch, progress=bar.update)
-    bar.close()
+    with open_ledger(args.ledger, load_key(args.key).signer) as app:
+        bar = ProgressBar("importing / 导入", 0)
+        result = import_journal(app, journal, batch_size=args.batch, progress=bar.update)
+        bar.close()
     for problem in result.problems:
         print(problem, file=sys.stderr)
     print(f"导入 {result.applied} 条, 跳过(已导入) {result.skipped} 条 / imported {result.applied}, skipped {result.skipped} already imported")
@@ -119,14 +132,14 @@ def cmd_report(args) -> int:
     from .reports import render_report
 
     jobs = jobs_of(args)
-    app = open_ledger(args.ledger)
-    try:
-        text = render_report(
-            app, args.kind, at=args.at, fmt=args.format, account=args.account, include_closing=not args.before_close,
-            jobs=jobs,
-        )
-    except LookupError as exc:
-        raise UsageError(str(exc)) from None
+    with open_ledger(args.ledger) as app:
+        try:
+            text = render_report(
+                app, args.kind, at=args.at, fmt=args.format, account=args.account,
+                include_closing=not args.before_close, jobs=jobs,
+            )
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
     write_output(text, args.out)
     return EXIT_OK
 

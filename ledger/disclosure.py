@@ -147,7 +147,6 @@ def cmd_disclose(args: Any) -> int:
         raise UsageError(str(exc)) from None
     jobs = jobs_of(args)
     signer = load_key(args.key).signer if args.key else None
-    app = open_ledger(args.ledger, signer)
     read_model = None
     if args.read_model:
         try:
@@ -155,9 +154,10 @@ def cmd_disclose(args: Any) -> int:
         except Exception as exc:  # an unreachable or malformed database location is a usage problem
             raise UsageError(f"read model {args.read_model}: {exc}") from None
     try:
-        paths = write_disclosure(
-            app, args.month, Path(args.out), signer, published=args.date, read_model=read_model, jobs=jobs
-        )
+        with open_ledger(args.ledger, signer) as app:
+            paths = write_disclosure(
+                app, args.month, Path(args.out), signer, published=args.date, read_model=read_model, jobs=jobs
+            )
     except DisclosureMismatch as exc:
         raise Rejected([Problem("month", str(exc))]) from None
     finally:

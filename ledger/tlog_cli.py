@@ -39,21 +39,19 @@ def cmd_checkpoint(args) -> int:
     if len(keys) != len(states):
         raise UsageError(f"give one --witness-state per --witness-key ({len(keys)} keys, {len(states)} state files)")
     log_key = load_key(args.key, role="log")
-    app = open_ledger(args.ledger, load_key(args.signer_key).signer)
-    try:
-        offline = [Witness(state, load_key(key, role="witness")) for key, state in zip(keys, states)]
-        witnesses = [*(HTTPWitness(url) for url in args.witness or []), *offline]
-        note = checkpoint_and_record(
-            app, log_key, witnesses, period=args.period, quorum=args.quorum,
-            witness_vkeys=[*(args.witness_vkey or []), *(w.vkey for w in offline)],
-        )
-    except (WitnessStateError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    except CheckpointFlowError as exc:
-        print(f"village-ledger: 检查点未记录 / checkpoint not recorded: {exc}", file=sys.stderr)
-        return EXIT_FINDING
-    finally:
-        app.close()
+    with open_ledger(args.ledger, load_key(args.signer_key).signer) as app:
+        try:
+            offline = [Witness(state, load_key(key, role="witness")) for key, state in zip(keys, states)]
+            witnesses = [*(HTTPWitness(url) for url in args.witness or []), *offline]
+            note = checkpoint_and_record(
+                app, log_key, witnesses, period=args.period, quorum=args.quorum,
+                witness_vkeys=[*(args.witness_vkey or []), *(w.vkey for w in offline)],
+            )
+        except (WitnessStateError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        except CheckpointFlowError as exc:
+            print(f"village-ledger: 检查点未记录 / checkpoint not recorded: {exc}", file=sys.stderr)
+            return EXIT_FINDING
     write_output(note, args.out)
     return EXIT_OK
 

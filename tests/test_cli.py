@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,25 @@ def test_import_report_and_verify(ledger_file, keys, policy, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(f"intact: 344 entries of {ORIGIN}, head ")
+
+
+def test_commands_close_the_ledger_they_open(ledger_location, keys, tmp_path, capsys):
+    """main() may run in a host's process: a PostgreSQL ledger's pool threads must not outlive the command."""
+    clerk, log = keys
+    threads = threading.active_count()
+    commands = [
+        ["init", ledger_location, "--origin", ORIGIN, "--name", "清河村", "--chart", "2023", "--key", str(clerk)],
+        ["import", ledger_location, str(FIXTURES / "qinghe_2025.jsonl"), "--key", str(clerk)],
+        ["report", ledger_location, "trial-balance", "--at", "2025-12-31"],
+        ["disclose", ledger_location, "--month", "2025-07", "--out", str(tmp_path / "disclosure"), "--jobs", "1"],
+        ["audit", ledger_location, "--official", "liu", "--out", str(tmp_path / "audit")],
+        ["audit", ledger_location, "--official", "nobody", "--out", str(tmp_path / "audit")],
+    ]
+    codes = []
+    for argv in commands:
+        codes.append(main(argv))
+        assert threading.active_count() == threads, argv[0]
+    assert codes == [EXIT_OK] * 5 + [EXIT_USAGE]
 
 
 def test_verify_exits_1_with_one_line_per_finding(ledger_file, keys, policy, capsys):

@@ -166,13 +166,11 @@ def render_html(audit: Audit) -> str:
 def cmd_audit(args) -> int:
     from ..cli import EXIT_OK, UsageError, open_ledger
 
-    app = open_ledger(args.ledger)
-    try:
-        audit = build_audit(app, args.official)
-    except LookupError as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        app.close()
+    with open_ledger(args.ledger) as app:
+        try:
+            audit = build_audit(app, args.official)
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
     try:
         paths = write_audit_files(audit, args.out)
     except OSError as exc:
