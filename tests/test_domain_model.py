@@ -8,10 +8,12 @@ from typing import ClassVar
 from uuid import uuid4
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import FIXTURES, ORIGIN
 from ledger.domain.aggregates import Voucher
-from ledger.domain.model import Aggregate, Event, class_for_topic, register_aggregate
+from ledger.domain.model import Aggregate, Event, class_for_topic, load_state, register_aggregate
 from ledger.importer import import_journal
 from ledger.store.application import LedgerApplication
 
@@ -101,3 +103,35 @@ def test_an_asset_is_read_from_its_snapshot_of_the_year(ledger_location, signer)
     assert asset.version == 13 and asset.model_dump() == _replay(fresh.events.get(asset_id)).model_dump()
     app.close()
     fresh.close()
+
+
+# Stored states as the store writes them, and bytes it never writes: load_state must give json.loads's result or error.
+ODD_STATES = [
+    b'{"a":1}', b'{"\xe6\xb8\x85":"\xe6\xb2\xb3"}', b' {"a":1}', b'{"a":1} ', b'{"a":1}\n', b'\xef\xbb\xbf{"a":1}',
+    '{"a":1}'.encode("utf-16"), b'{"a":1}{"b":2}', b'{"a":', b"", b"\xff{}", b'"\\ud800"', b"[1,2]x", b"NaN",
+]
+
+
+@pytest.mark.parametrize("state", ODD_STATES, ids=range(len(ODD_STATES)))
+def test_load_state_gives_what_json_loads_gives(state):
+    try:
+        expected = json.loads(state)
+    except (ValueError, UnicodeDecodeError) as exc:
+        with pytest.raises(type(exc)) as raised:
+            load_state(state)
+        assert str(raised.value) == str(exc)
+    else:
+        assert repr(load_state(state)) == repr(expected)  # repr: NaN is never equal to itself
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values, st.sampled_from([{}, {"separators": (",", ":")}, {"indent": 1}]), st.booleans())
+def test_load_state_of_any_json_is_json_loads(value, layout, ascii_only):
+    state = json.dumps(value, ensure_ascii=ascii_only, **layout).encode()
+    assert load_state(state) == json.loads(state) == value

@@ -38,6 +38,21 @@ def canonical_json(value: Any) -> str:
     return "".join(_canonical_iterencode(value, 0))
 
 
+_scan_json = json.JSONDecoder().scan_once
+
+
+def load_state(state: bytes) -> Any:
+    """json.loads(state) of a stored state, at half its cost: the decoder's scanner at once. json.loads first
+    detects the encoding and wraps the scan in two whitespace matches, which canonical UTF-8 JSON never needs; any
+    other bytes go through json.loads, for its result or its error."""
+    try:
+        text = state.decode()
+        value, end = _scan_json(text, 0)
+    except (UnicodeDecodeError, StopIteration):
+        return json.loads(state)
+    return value if end == len(text) else json.loads(state)
+
+
 def json_data(model: BaseModel) -> Any:
     """model.model_dump(mode="json"), without model_dump's handling of its keywords (about 4,700 instructions a
     call): an import dumps every record once for its digest and every event once for its state."""
@@ -152,7 +167,7 @@ class Event(TrustedModel):
 
     @classmethod
     def from_state(cls, originator_id: UUID, originator_version: int, state: bytes) -> Self:
-        data = cls.upcast_state(json.loads(state))
+        data = cls.upcast_state(load_state(state))
         data["originator_id"] = originator_id
         data["originator_version"] = originator_version
         return cls.model_validate(data)

@@ -65,6 +65,7 @@ from ..domain.aggregates import (
 )
 from ..domain.charts import load_chart
 from ..domain.journal import Approval
+from ..domain.model import load_state
 from ..domain.money import CENT, money
 from .balances import CLOSING, OPENING, VOUCHER, Posting
 
@@ -635,7 +636,6 @@ def _row(table: Table, **values: Any) -> tuple:
     return tuple(values[column.name] for column in table.c)
 
 
-_json_decoder = json.JSONDecoder()
 _json_string = json.encoder.encode_basestring  # a str as json.dumps(..., ensure_ascii=False) writes it
 _approval_values = itemgetter(*Approval.model_fields)
 APPROVAL_TEMPLATE = "{" + ", ".join(f"{_json_string(field)}: %s" for field in Approval.model_fields) + "}"
@@ -643,14 +643,7 @@ APPROVAL_TEMPLATE = "{" + ", ".join(f"{_json_string(field)}: %s" for field in Ap
 
 def _state(event_class: Any, state: bytes) -> dict:
     """A stored state as a dict of the event class's current version."""
-    text = state.decode()
-    # The decoder's scanner at once: decode() wraps it in two whitespace matches, which stored states never have.
-    try:
-        data, end = _json_decoder.scan_once(text, 0)
-    except StopIteration:
-        end = -1
-    if end != len(text):
-        data = _json_decoder.decode(text)  # what else the text holds, or json's own error
+    data = load_state(state)
     if "_v" in data or event_class.CLASS_VERSION > 1:
         data = event_class.upcast_state(data)
     return data

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import multiprocessing
 import random
 import time
@@ -45,7 +44,7 @@ from ..domain.aggregates import (
     ledger_id,
 )
 from ..domain.charts import Chart, load_chart
-from ..domain.model import Aggregate, AggregateSnapshot, Event, canonical_json, class_for_topic, json_data
+from ..domain.model import Aggregate, AggregateSnapshot, Event, canonical_json, class_for_topic, json_data, load_state
 from ..domain.money import ZERO, round_money
 from ..domain.policy import EXAMPLE_POLICY, Policy, describe_missing, missing_signers, missing_steps, spending
 from ..domain.validation import Problem, Rejected, check_lines, refuse_if
@@ -197,7 +196,7 @@ class UnitOfWork:
         stored_ids = [i for i in voucher_ids if i not in held]
         for stored in self.app.recorder.select_events_of(stored_ids) if stored_ids else ():
             if stored.originator_version == 1:
-                state = class_for_topic(stored.topic).upcast_state(json.loads(stored.state))
+                state = class_for_topic(stored.topic).upcast_state(load_state(stored.state))
                 originator_id = stored.originator_id
                 posted[originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))] = [
                     (line["code"], Decimal(line["debit"]) - Decimal(line["credit"])) for line in state["lines"]
@@ -668,7 +667,7 @@ class LedgerApplication(Application):
         start <= notification id < stop when given (a reader can split the log among processes)."""
         chart = None
         for topic, stored in self._states(POSTING_TOPICS, start=start, stop=stop):
-            state = json.loads(stored)
+            state = load_state(stored)
             if topic == Ledger.OpeningBalancesRecorded.TOPIC:
                 chart = chart or self.ledger().chart
                 yield from _postings(chart, state["date"], "OPENING", "opening", state["lines"])
