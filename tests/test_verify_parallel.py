@@ -43,11 +43,3 @@ def test_parallel_findings_equal_sequential(tampered, monkeypatch):
     assert parallel.findings == sequential.findings
     assert (parallel.head, parallel.root, parallel.size) == (sequential.head, sequential.root, sequential.size)
 
-
-def test_pool_maps_failures_back_to_their_slots():
-    pool = signatures.SignaturePool(1)
-    pool.add(0, 12, "k+00000000", bytes(32), b"{}" + bytes(64))
-    assert pool.finish() == [(0, 12, "k+00000000")]
-    with pytest.raises(ValueError) as caught:
-        signatures.SignaturePool(0)
-    assert str(caught.value) == "jobs must be at least 1, got 0"

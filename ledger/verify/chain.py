@@ -51,7 +51,7 @@ from .bundle import key_line, listed_keys
 from .checkpoints import CheckpointBook, Claim, Finding, claimed_size, short
 from .policy import TrustPolicy
 from .entries import WRITER_ENTRY, local_day, parse_entry, process
-from .signatures import CHUNK, EntryPool, default_jobs
+from .signatures import EntryPool, default_jobs
 from .sources import CHECKPOINT_TOPIC, SourceEntry, open_source, sqlite_range_rows
 from .state import StateError, VerifierState, load_state, save_state
 
@@ -68,7 +68,7 @@ SIGNER_ROLE = "signer"
 LOG_ROLE = "log"
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 # Below this many entries, starting worker processes costs more than it saves.
-PARALLEL_THRESHOLD = 4 * CHUNK
+PARALLEL_THRESHOLD = 4000
 # The same for chain-only runs of SQLite logs (_ChainReader): some 5 µs of work per entry against a few
 # milliseconds to fork a worker and see it exit.
 CHAIN_PARALLEL_THRESHOLD = 2048

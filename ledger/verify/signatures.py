@@ -1,8 +1,8 @@
-"""Entry signatures verified on all cores.
+"""Entries checked on all cores.
 
-Only the Ed25519 checks go to worker processes: they are independent of each other and take most of the time. The
-chain checks (seq, prev, keys, tenure, tree) stay in the caller, in order. Each deferred check carries the
-finding's slot (its place in sequential order), so the merged findings are identical to a sequential run.
+Only the per-entry work goes to worker processes (parsing, hashes, the Ed25519 check): it is independent from entry
+to entry and takes most of the time. The chain checks (seq, prev, keys, tenure, tree) stay in the caller, which
+gets the results back in seq order, so the findings are those of a sequential run.
 """
 
 from __future__ import annotations
@@ -10,77 +10,18 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
-from ..crypto.logformat import SIGNATURE_SIZE, ParsedLeaf, verify_entry_signature
-
-CHUNK = 1000
+# Entries per chunk sent to a worker. Small enough that a short log still makes many chunks: with 1,000, a year's
+# 4,712 entries made 5 chunks, 3 for one worker and 2 for the other, and the first worker started only when 1,000
+# rows were read. 250 verifies a year ~8% faster and longer logs no slower (benchmarks/NOTES.md, section 2).
+CHUNK = 250
 # Chunks queued per worker: enough to keep every core busy, few enough to keep memory bounded.
 IN_FLIGHT_PER_JOB = 3
-
-Check = tuple[int, int, str, bytes, bytes]  # slot, seq, signer label, public key, leaf
-Failure = tuple[int, int, str]  # slot, seq, signer label
-
-
-def verify_chunk(checks: list[Check]) -> list[Failure]:
-    failures = []
-    for slot, seq, label, public_key, leaf in checks:
-        parsed = ParsedLeaf(leaf[:-SIGNATURE_SIZE], leaf[-SIGNATURE_SIZE:], {})
-        if not verify_entry_signature(public_key, parsed):
-            failures.append((slot, seq, label))
-    return failures
 
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class SignaturePool:
-    """Collects signature checks in chunks and verifies them in `jobs` processes (in this process when jobs == 1)."""
-
-    def __init__(self, jobs: int):
-        if jobs < 1:
-            raise ValueError(f"jobs must be at least 1, got {jobs}")
-        self.jobs = jobs
-        self.failures: list[Failure] = []
-        self._chunk: list[Check] = []
-        self._pending: deque[Future] = deque()
-        self._executor = None
-        if jobs > 1:
-            # fork where there is one: spawn and forkserver re-import the caller's __main__, which breaks scripts
-            # and REPL sessions that call verify_source without an `if __name__ == "__main__"` guard. Workers
-            # only run verify_chunk, so the copied database connections are never touched.
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self._executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
-
-    def add(self, slot: int, seq: int, label: str, public_key: bytes, leaf: bytes) -> None:
-        self._chunk.append((slot, seq, label, public_key, leaf))
-        if len(self._chunk) >= CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        chunk, self._chunk = self._chunk, []
-        if not chunk:
-            return
-        if self._executor is None:
-            self.failures.extend(verify_chunk(chunk))
-            return
-        self._pending.append(self._executor.submit(verify_chunk, chunk))
-        while len(self._pending) > self.jobs * IN_FLIGHT_PER_JOB:
-            self.failures.extend(self._pending.popleft().result())
-
-    def finish(self) -> list[Failure]:
-        """Wait for every check; the failures, in no particular order."""
-        self._flush()
-        while self._pending:
-            self.failures.extend(self._pending.popleft().result())
-        self.close()
-        return self.failures
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(cancel_futures=True)
-            self._executor = None
 
 
 class EntryPool:
