@@ -37,6 +37,9 @@ class EntryPool:
         if jobs < 2:
             raise ValueError(f"an entry pool needs at least 2 jobs, got {jobs}")
         self.jobs = jobs
+        # fork where there is one: spawn and forkserver re-import the caller's __main__, which breaks scripts and
+        # REPL sessions that call verify_source without an `if __name__ == "__main__"` guard. Workers only run
+        # entries.process_chunk, so the copied database connections are never touched.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         self._executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
         self._candidates: dict[str, bytes] = {}
