@@ -109,6 +109,11 @@ def test_an_asset_is_read_from_its_snapshot_of_the_year(ledger_location, signer)
 ODD_STATES = [
     b'{"a":1}', b'{"\xe6\xb8\x85":"\xe6\xb2\xb3"}', b' {"a":1}', b'{"a":1} ', b'{"a":1}\n', b'\xef\xbb\xbf{"a":1}',
     '{"a":1}'.encode("utf-16"), b'{"a":1}{"b":2}', b'{"a":', b"", b"\xff{}", b'"\\ud800"', b"[1,2]x", b"NaN",
+    # Refused by pydantic-core's parser, whatever json.loads makes of them: surrogates as UTF-8 bytes, nesting
+    # deeper than 200, more digits than int() takes, a trailing comma, a raw control character, a leading zero.
+    b'"\xed\xa0\x80"', b"[" * 300 + b"]" * 300, b"1" * 4301, b"[1,]", b'"a\x01b"', b"01",
+    # Accepted by both: the last of duplicate keys, numbers beyond a float's range, negative zero, a float's extremes.
+    b'{"a":1,"a":2}', b"1e400", b"-1e400", b"-0", b"-0.0", b"2.2250738585072011e-308", b"1.7976931348623157e308",
 ]
 
 
@@ -125,7 +130,7 @@ def test_load_state_gives_what_json_loads_gives(state):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=12,
 )
@@ -134,4 +139,4 @@ json_values = st.recursive(
 @given(json_values, st.sampled_from([{}, {"separators": (",", ":")}, {"indent": 1}]), st.booleans())
 def test_load_state_of_any_json_is_json_loads(value, layout, ascii_only):
     state = json.dumps(value, ensure_ascii=ascii_only, **layout).encode()
-    assert load_state(state) == json.loads(state) == value
+    assert repr(load_state(state)) == repr(json.loads(state)) == repr(value)  # repr: NaN, and -0.0 against 0.0

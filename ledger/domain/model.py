@@ -19,6 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic._internal._model_construction import init_private_attributes
 from pydantic._internal._utils import smart_deepcopy
+from pydantic_core import from_json
 
 # json.dumps with these options, without building an encoder per call (three stored events per journal record).
 CANONICAL_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
@@ -38,19 +39,15 @@ def canonical_json(value: Any) -> str:
     return "".join(_canonical_iterencode(value, 0))
 
 
-_scan_json = json.JSONDecoder().scan_once
-
-
 def load_state(state: bytes) -> Any:
-    """json.loads(state) of a stored state, at half its cost: the decoder's scanner at once. json.loads first
-    detects the encoding and wraps the scan in two whitespace matches, which canonical UTF-8 JSON never needs; any
-    other bytes go through json.loads, for its result or its error."""
+    """json.loads(state) of a stored state, at about half its cost: pydantic-core's parser, which reads the UTF-8
+    bytes without decoding them to a str first. Where it accepts the bytes, json.loads gives the same value (tested
+    over odd bytes and generated JSON); what it refuses (a BOM, UTF-16, a lone surrogate, nesting deeper than 200,
+    anything invalid) goes through json.loads, for its result or its error."""
     try:
-        text = state.decode()
-        value, end = _scan_json(text, 0)
-    except (UnicodeDecodeError, StopIteration):
+        return from_json(state)
+    except ValueError:
         return json.loads(state)
-    return value if end == len(text) else json.loads(state)
 
 
 def json_data(model: BaseModel) -> Any:
