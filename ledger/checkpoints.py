@@ -12,7 +12,6 @@ the result for that period.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from .crypto.logformat import key_id, parse_leaf, unb64
 from .crypto.merkle import EMPTY_ROOT, ProofError, StreamingRoot, SubtreeHash, consistency_proof, node_hash
 from .crypto.note import Ed25519Signer, NoteSignature, format_note, parse_note, parse_signature_lines, sign_note
 from .domain.aggregates import Ledger, Period
+from .domain.model import load_state
 from .domain.validation import Problem, Rejected
 from .store.application import LedgerApplication
 from .store.recorders import LogRecord
@@ -161,7 +161,7 @@ def recorded_checkpoints(app: LedgerApplication) -> list[RecordedCheckpoint]:
     """Every checkpoint recorded in the log, in log order."""
     found = []
     for notification in app.notifications((CHECKPOINT_TOPIC,)):
-        state = json.loads(notification.state)
+        state = load_state(notification.state)
         found.append(
             RecordedCheckpoint(state["size"], unb64(state["root_hash"], size=32, what="root_hash"), state["note"], state["period"])
         )
@@ -191,7 +191,7 @@ def cosigned_checkpoint_for_period(app: LedgerApplication, period: str) -> str |
     for record in _newest_entries(app, _RECENT_ENTRIES):
         fields = parse_leaf(record.leaf).fields
         if fields["topic"] == CHECKPOINT_TOPIC and record.state is not None:  # None: an event row gone missing
-            state = json.loads(record.state)
+            state = load_state(record.state)
             if state["period"] == period:
                 found = state["note"]  # reading backwards, the last one found is the first recorded
         elif fields["topic"] == PERIOD_CLOSED_TOPIC and fields["id"] == close_id:

@@ -6,7 +6,6 @@ cosignatures the ledger has; a voucher is located by its posting entry (ledger/V
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ class ReceiptRefused(ValueError):
 
 
 def make_receipt(location: str, *, seq: int | None = None, voucher: str | None = None) -> Receipt:
+    from .domain.model import load_state
     from .store.application import LedgerApplication
 
     if (seq is None) == (voucher is None):
@@ -39,11 +39,11 @@ def make_receipt(location: str, *, seq: int | None = None, voucher: str | None =
             topic = parse_leaf(record.leaf).fields["topic"]
             if target is None and (
                 record.seq == seq
-                or (voucher is not None and topic == VOUCHER_POSTED_TOPIC and json.loads(record.state)["voucher_no"] == voucher)
+                or (voucher is not None and topic == VOUCHER_POSTED_TOPIC and load_state(record.state)["voucher_no"] == voucher)
             ):
                 target = record
             if topic == CHECKPOINT_TOPIC and target is not None:
-                event = json.loads(record.state)
+                event = load_state(record.state)
                 if event["size"] > target.seq and (newest_note is None or event["size"] >= newest_note[0]):
                     newest_note = (event["size"], event["note"])
         if target is None:

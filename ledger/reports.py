@@ -13,6 +13,7 @@ from uuid import UUID
 
 from .domain.aggregates import Asset, Contract, Voucher
 from .domain.charts import Chart, load_chart
+from .domain.model import load_state
 from .domain.money import ZERO
 from .projections.balances import (
     TrialBalance,
@@ -148,7 +149,7 @@ def contract_register(app: LedgerApplication, at: date) -> list[dict]:
     """Contracts register (合同台账): term, annual fee, received to date, instalments due and unpaid."""
     received: dict[str, Decimal] = {}
     for notification in app.notifications((Voucher.Posted.TOPIC,)):
-        state = json.loads(notification.state)
+        state = load_state(notification.state)
         if state.get("contract") and date.fromisoformat(state["date"]) <= at:
             cash_in = sum(
                 (Decimal(x["debit"]) for x in state["lines"] if x["code"][:3] in ("101", "102")), ZERO

@@ -12,7 +12,6 @@ Thresholds come from the policy in force on the date of the event examined (`Led
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from ..domain.aggregates import (
     Voucher,
 )
 from ..domain.charts import Chart, load_chart
-from ..domain.model import Event, UnknownTopic, class_for_topic
+from ..domain.model import Event, UnknownTopic, class_for_topic, load_state
 from ..domain.money import ZERO
 from ..domain.policy import (
     CASH_AND_BANK,
@@ -221,7 +220,7 @@ def read_audit_input(app) -> AuditInput:
         seq, topic = record.seq, fields["topic"]
         if topic == DISCLOSURE_TOPIC:
             # Read by field name, not by class, so that the rule follows the disclosure projection as it evolves.
-            state = json.loads(record.state)
+            state = load_state(record.state)
             disclosures.append(DisclosureRecord(state["period"], dt.date.fromisoformat(state["published"]), seq))
             continue
         try:
