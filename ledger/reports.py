@@ -103,7 +103,7 @@ def _send_range_nets(sender: Any, location: str, chart: Chart, start: int, stop:
     """In a worker process: (True, the nets over the events with start <= notification id < stop), or (False, the
     exception)."""
     try:
-        app = LedgerApplication(location)
+        app = LedgerApplication.reopened(location)
         try:
             sender.send((True, trial_balance_nets(chart, app.postings(start, stop), at, include_closing)))
         finally:

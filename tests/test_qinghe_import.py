@@ -77,7 +77,8 @@ def test_an_error_in_a_trial_balance_worker_is_raised_by_the_caller(tmp_path, si
 
     app = load_qinghe(str(tmp_path / "ledger.sqlite"), signer, "2023")
     monkeypatch.setattr(reports, "PARALLEL_FROM_EVENTS", 1)
-    monkeypatch.setattr(reports, "LedgerApplication", lambda location: 1 / 0)  # only the worker opens the ledger
+    # Only the worker opens the ledger again.
+    monkeypatch.setattr(reports.LedgerApplication, "reopened", classmethod(lambda cls, location: 1 / 0))
     with pytest.raises(ZeroDivisionError):
         reports.trial_balance_report(app, date(2025, 12, 31), jobs=2)
     app.close()

@@ -199,6 +199,20 @@ def test_ranges_projected_by_several_processes_give_the_same_rows(qinghe, tmp_pa
     model.close()
 
 
+def test_a_parallel_rebuild_empties_what_the_read_model_held(qinghe, tmp_path, ranges_of_16):
+    """The read model is emptied while the worker processes start: none of the rows it held survive, none of the
+    new ones are lost."""
+    model = ReadModel(str(tmp_path / "rm.sqlite"))
+    update_read_model(qinghe, model, batch=40)
+    with model.transaction() as conn:  # a row no event gives: only the emptying removes it
+        conn.exec_driver_sql("INSERT INTO rm_resource VALUES ('R-STALE', 'land', 'stale', '1', 'nowhere', NULL)")
+    run = rebuild_read_model(qinghe, model, jobs=2)
+    assert (run.start, run.events) == (0, 145)
+    assert model.max_tracking_id(LedgerProjection.name) == run.end
+    assert model.dump() == fresh_dump(qinghe, str(tmp_path / "fresh.sqlite"))
+    model.close()
+
+
 @pytest.fixture
 def qinghe_sqlite(tmp_path, signer):
     app = load_qinghe(str(tmp_path / "ledger.sqlite"), signer, "2023")

@@ -191,3 +191,20 @@ def test_env_for_sqlite_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         env_for_location(str(tmp_path))
     with pytest.raises(ValueError, match="does not exist"):
         env_for_location(str(tmp_path / "missing" / "village.db"))
+
+
+def test_a_reopened_ledger_creates_no_tables(tmp_path: Path) -> None:
+    """Forked workers reopen the ledger of the process they were forked from, whose tables exist: no schema
+    statements are run."""
+    from ledger.store.application import LedgerApplication
+
+    path = str(tmp_path / "ledger.db")
+
+    def tables() -> set[str]:
+        with sqlite3.connect(path) as connection:
+            return {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    LedgerApplication.reopened(path).close()
+    assert tables() == set()
+    LedgerApplication(path).close()
+    assert tables() == {"stored_events", "ledger_log", "stored_snapshots"}

@@ -16,9 +16,10 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import os
 import sqlite3
 from collections import defaultdict
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -964,15 +965,32 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: in
     events after the position, it is instead a range of RANGE_SPAN notification ids, and the ranges are projected
     by `jobs` forked processes at once while this process writes them in log order.
     """
+    return _project_log(app, model, batch=batch, jobs=jobs, rebuild=False)
+
+
+def rebuild_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: int = 1) -> RunResult:
+    """Empty the read model and process the whole log again (forked processes, if any, start projecting while this
+    one empties it)."""
+    return _project_log(app, model, batch=batch, jobs=jobs, rebuild=True)
+
+
+def _project_log(app: Any, model: ReadModel, *, batch: int, jobs: int, rebuild: bool) -> RunResult:
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    start = position = model.start_tracking(LedgerProjection.name, app.origin)
+
+    def empty() -> None:
+        model.clear(LedgerProjection.name)
+        model.start_tracking(LedgerProjection.name, app.origin)
+
+    start = position = 0 if rebuild else model.start_tracking(LedgerProjection.name, app.origin)
     last = app.recorder.max_notification_id() or 0
     if jobs > 1 and last - start >= PARALLEL_FROM_EVENTS and app.recorder.forks_safely():
-        pending = _projected_ranges(app, model, start, last, jobs)
+        pending = _projected_ranges(app, model, start, last, jobs, once_started=empty if rebuild else None)
     else:
+        if rebuild:
+            empty()
         pending = _projected_batches(LedgerProjection(app, model.absent), start, batch)
     batches = events = 0
     with closing(pending):
@@ -984,12 +1002,6 @@ def update_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: in
             batches += 1
             events += writes.events
     return RunResult(start=start, end=position, batches=batches, events=events)
-
-
-def rebuild_read_model(app: Any, model: ReadModel, *, batch: int = 2000, jobs: int = 1) -> RunResult:
-    """Empty the read model and process the whole log again."""
-    model.clear(LedgerProjection.name)
-    return update_read_model(app, model, batch=batch, jobs=jobs)
 
 
 def _projected_batches(projection: LedgerProjection, position: int, batch: int) -> Generator[Writes, None, None]:
@@ -1010,33 +1022,49 @@ def _projected_batches(projection: LedgerProjection, position: int, batch: int) 
 # A range's worth of events is read in one query, and worker processes claim one range at a time.
 RANGE_SPAN = 4096
 AHEAD_PER_JOB = 2
+CLAIM_BYTES = 8
 # Below this many events after the position one process projects them: a fork costs about what it would save.
 PARALLEL_FROM_EVENTS = 20_000
 
 
 def _projected_ranges(
-    app: Any, model: ReadModel, position: int, last: int, jobs: int
+    app: Any, model: ReadModel, position: int, last: int, jobs: int, once_started: Callable[[], None] | None = None
 ) -> Generator[Writes, None, None]:
-    """The writes of each range of RANGE_SPAN notification ids after `position` up to `last`, in log order.
+    """The writes of each range of RANGE_SPAN notification ids after `position` up to `last`, in log order; this
+    process calls `once_started` while the workers start.
 
-    `jobs` forked processes claim the ranges in order from a shared counter and send each range's writes; this
-    process only writes them, so that writing (one core's work) never waits for its own projecting. A worker claims
-    a range only while fewer than AHEAD_PER_JOB × jobs projected ranges await writing, which bounds the memory held.
+    `jobs` forked processes claim the ranges in order and send each range's writes; this process only writes them,
+    so that writing (one core's work) never waits for its own projecting. It offers the workers one range for each
+    it has written, so that at most AHEAD_PER_JOB × jobs projected ranges await writing, which bounds the memory held.
     """
     ranges = [(low, min(low + RANGE_SPAN, last + 1)) for low in range(position + 1, last + 1, RANGE_SPAN)]
     context = multiprocessing.get_context("fork")
-    claimed = context.Value("q", 0)
-    room = context.Semaphore(AHEAD_PER_JOB * jobs)
+    # Offered range indexes, CLAIM_BYTES each: a pipe gives each write of up to PIPE_BUF bytes whole to one reader.
+    claims, offers = os.pipe()
+    offering = True
+
+    def offer(index: int) -> None:
+        nonlocal offering
+        if index < len(ranges):
+            os.write(offers, index.to_bytes(CLAIM_BYTES, "little"))
+        elif index == len(ranges):  # every range is offered: a worker that reads on now hears the end
+            os.close(offers)
+            offering = False
+
     workers = {}
     try:
         for _ in range(jobs):
             results, sender = context.Pipe(duplex=False)
             process = context.Process(
-                target=_project_claimed, args=(sender, type(app), app.location, model, ranges, claimed, room)
+                target=_project_claimed, args=(sender, claims, offers, type(app), app.location, model, ranges)
             )
             process.start()
             sender.close()
             workers[results] = process
+        for index in range(AHEAD_PER_JOB * jobs):
+            offer(index)
+        if once_started is not None:
+            once_started()
         ready: dict[int, Writes] = {}
         for index in range(len(ranges)):
             while index not in ready:
@@ -1044,12 +1072,15 @@ def _projected_ranges(
                     raise ReadModelError(f"notifications {ranges[index][0]}–{ranges[index][1] - 1}: no process projected them")
                 _receive(connection_wait(list(workers)), workers, ready)
             yield ready.pop(index)
-            room.release()
+            offer(index + AHEAD_PER_JOB * jobs)
     finally:
+        if offering:
+            os.close(offers)
         for results, process in workers.items():
             process.terminate()
             process.join()
             results.close()
+        os.close(claims)
 
 
 def _receive(connections: list[Any], workers: dict[Any, Any], ready: dict[int, Writes]) -> None:
@@ -1069,16 +1100,6 @@ def _receive(connections: list[Any], workers: dict[Any, Any], ready: dict[int, W
         ready[index] = sent
 
 
-def _claim(claimed: Any, count: int) -> int | None:
-    """The next range nobody has claimed, or None when all have been."""
-    with claimed.get_lock():
-        index = claimed.value
-        if index >= count:
-            return None
-        claimed.value = index + 1
-        return index
-
-
 def _project_range(projection: LedgerProjection, low: int, high: int) -> Writes:
     """The writes of the projected events with low <= notification id < high."""
     rows = projection.app.recorder.select_event_rows(low, high - low, TOPICS, stop=high)
@@ -1088,22 +1109,20 @@ def _project_range(projection: LedgerProjection, low: int, high: int) -> Writes:
 
 
 def _project_claimed(
-    sender: Any, app_class: type, location: str, model: ReadModel, ranges: list[tuple[int, int]],
-    claimed: Any, room: Any,
+    sender: Any, claims: int, offers: int, app_class: type, location: str, model: ReadModel,
+    ranges: list[tuple[int, int]],
 ) -> None:
-    """In a worker process: project ranges until none is left to claim, sending (index, writes) for each (its rows
-    packed for a SQLite read model), or (None, the exception) when one fails."""
+    """In a worker process: project the ranges it claims until the offers end, sending (index, writes) for each (its
+    rows packed for a SQLite read model), or (None, the exception) when one fails."""
+    os.close(offers)  # the writer's end, forked: held open here, the writer's closing it would never end the claims
     # This process only projects: its collector need never look at the objects it was forked with.
     gc.freeze()
     try:
-        app = app_class(location)
+        app = app_class.reopened(location)
         try:
             projection = LedgerProjection(app, model.absent)
-            while True:
-                room.acquire()
-                index = _claim(claimed, len(ranges))
-                if index is None:
-                    break
+            while claimed := os.read(claims, CLAIM_BYTES):
+                index = int.from_bytes(claimed, "little")
                 writes = _project_range(projection, *ranges[index])
                 if model.packs_rows:
                     model.pack_rows(writes)
