@@ -201,8 +201,11 @@ def test_a_reopened_ledger_creates_no_tables(tmp_path: Path) -> None:
     path = str(tmp_path / "ledger.db")
 
     def tables() -> set[str]:
-        with sqlite3.connect(path) as connection:
+        connection = sqlite3.connect(path)
+        try:
             return {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
 
     LedgerApplication.reopened(path).close()
     assert tables() == set()
