@@ -42,4 +42,3 @@ def test_parallel_findings_equal_sequential(tampered, monkeypatch):
     ]
     assert parallel.findings == sequential.findings
     assert (parallel.head, parallel.root, parallel.size) == (sequential.head, sequential.root, sequential.size)
-
