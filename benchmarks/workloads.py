@@ -367,6 +367,7 @@ def beancount_load(path: str) -> dict:
     from beancount import loader
     from beancount.core import realization
 
+    loader.initialize(use_cache=False)  # as bean-check --no-cache (peers in __main__.py): parse the books every run
     started = time.perf_counter()
     entries, errors, _options = loader.load_file(path)
     real = realization.realize(entries)
