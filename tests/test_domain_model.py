@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from copy import deepcopy
 from decimal import Decimal
 from typing import ClassVar
 from uuid import uuid4
@@ -12,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, ORIGIN
-from ledger.domain.aggregates import Voucher
+from ledger.domain.aggregates import Ledger, Voucher
 from ledger.domain.model import Aggregate, Event, class_for_topic, load_state, register_aggregate
 from ledger.importer import import_journal
 from ledger.store.application import LedgerApplication
@@ -103,6 +105,34 @@ def test_an_asset_is_read_from_its_snapshot_of_the_year(ledger_location, signer)
     assert asset.version == 13 and asset.model_dump() == _replay(fresh.events.get(asset_id)).model_dump()
     app.close()
     fresh.close()
+
+
+def test_a_copy_of_an_aggregate_shares_only_what_cannot_change(tmp_path, signer):
+    """The repository cache hands commands copies of the Ledger: whatever a command does to its copy, the cached
+    aggregate stays as it was; frozen models (policies, posting lines, keys) are shared rather than copied."""
+    app = LedgerApplication(str(tmp_path / "q.sqlite"), signer=signer)
+    app.create_ledger(origin=ORIGIN, name="清河村", chart="2023")
+    assert import_journal(app, FIXTURES / "qinghe_2025.jsonl").ok
+    original = app.repository.get(app.ledger().id, deepcopy_from_cache=False)
+    before = original.model_dump()
+    copied = deepcopy(original)
+    assert copied == original and copied.model_dump() == before
+    assert copied.policies is not original.policies and copied.policies[0] is original.policies[0]
+    assert copied.opening_lines is not original.opening_lines and copied.opening_lines[0] is original.opening_lines[0]
+    assert copied.keys[0] is original.keys[0]
+
+    serving = next(o for o in copied.officials.values() if o.departed is None)
+    copied.trigger(Ledger.OfficialDeparted, official_id=serving.official_id, departed=dt.date(2026, 1, 5),
+                   handover_date=dt.date(2026, 1, 15))
+    copied.trigger(Ledger.KeyRevoked, name=copied.keys[0].name, key_id=copied.keys[0].key_id, reason="test")
+    copied.trigger(Ledger.OpeningBalancesRecorded, date=dt.date(2026, 1, 1), lines=[])
+    [year] = copied.distribution_plans
+    copied.distribution_plans[year]["shares"] += 1
+    copied.trigger(Ledger.DistributionPlanAdopted, year=year + 1, adopted=dt.date(2026, 3, 1), reserve_rate="0.10",
+                   per_share="1.00", shares=1)
+    assert original.model_dump() == before and not original.has_pending()
+    assert copied.model_dump() != before and len(copied.collect_events()) == 4
+    app.close()
 
 
 # Stored states as the store writes them, and bytes it never writes: load_state must give json.loads's result or error.
