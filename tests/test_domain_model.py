@@ -109,7 +109,7 @@ def test_an_asset_is_read_from_its_snapshot_of_the_year(ledger_location, signer)
 
 def test_a_copy_of_an_aggregate_shares_only_what_cannot_change(tmp_path, signer):
     """The repository cache hands commands copies of the Ledger: whatever a command does to its copy, the cached
-    aggregate stays as it was; frozen models (policies, posting lines, keys) are shared rather than copied."""
+    aggregate stays as it was; frozen models (policies, posting lines, keys, officials) are shared, not copied."""
     app = LedgerApplication(str(tmp_path / "q.sqlite"), signer=signer)
     app.create_ledger(origin=ORIGIN, name="清河村", chart="2023")
     assert import_journal(app, FIXTURES / "qinghe_2025.jsonl").ok
@@ -119,9 +119,10 @@ def test_a_copy_of_an_aggregate_shares_only_what_cannot_change(tmp_path, signer)
     assert copied == original and copied.model_dump() == before
     assert copied.policies is not original.policies and copied.policies[0] is original.policies[0]
     assert copied.opening_lines is not original.opening_lines and copied.opening_lines[0] is original.opening_lines[0]
-    assert copied.keys[0] is original.keys[0]
+    assert copied.keys[0] is original.keys[0] and copied.officials is not original.officials
 
     serving = next(o for o in copied.officials.values() if o.departed is None)
+    assert serving is original.officials[serving.official_id]
     copied.trigger(Ledger.OfficialDeparted, official_id=serving.official_id, departed=dt.date(2026, 1, 5),
                    handover_date=dt.date(2026, 1, 15))
     copied.trigger(Ledger.KeyRevoked, name=copied.keys[0].name, key_id=copied.keys[0].key_id, reason="test")

@@ -60,7 +60,7 @@ class RegisteredKey(KeySpec):
 
 
 class Official(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     official_id: str
     name: str
@@ -185,8 +185,9 @@ class Ledger(Aggregate):
         handover_date: dt.date
 
         def apply(self, ledger: "Ledger") -> None:
-            official = ledger.officials[self.official_id]
-            official.departed, official.handover_date = self.departed, self.handover_date
+            ledger.officials[self.official_id] = ledger.officials[self.official_id].model_copy(
+                update={"departed": self.departed, "handover_date": self.handover_date}
+            )
 
     class OpeningBalancesRecorded(Event):
         TOPIC: ClassVar[str] = "ledger/Ledger/OpeningBalancesRecorded"

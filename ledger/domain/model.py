@@ -253,9 +253,10 @@ class Aggregate(BaseModel):
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         """A copy whose changes never reach this aggregate, sharing what cannot change: frozen models (policies,
-        posting lines, keys, events; no code changes the lists they hold) and scalars. The repository cache hands
-        each command such a copy of the Ledger and the Period; copying every frozen model in them, as pydantic's
-        deepcopy does, took about a fifth of the time of posting one voucher, and more as the Ledger grew."""
+        posting lines, keys, officials, events; no code changes the lists they hold) and scalars. The repository
+        cache hands each command such a copy of the Ledger and the Period; copying every frozen model in them, as
+        pydantic's deepcopy does, took about a fifth of the time of posting one voucher, and more as the Ledger
+        grew."""
         if memo is None:
             memo = {}
         copied = type(self).__new__(type(self))
