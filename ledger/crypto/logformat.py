@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from json.encoder import encode_basestring_ascii as _json_string
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -113,11 +114,12 @@ class EntrySigner:
     name: str
     private_key: Ed25519PrivateKey
 
-    @property
+    # Cached: derived from the private key on each call otherwise, and every write names its signer.
+    @cached_property
     def public_key_bytes(self) -> bytes:
         return self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
-    @property
+    @cached_property
     def label(self) -> str:
         return signer_label(self.name, self.public_key_bytes)
 

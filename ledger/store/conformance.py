@@ -211,6 +211,20 @@ class ChainedRecorderConformance(ABC):
             assert record.leaf == entry + signer.sign(entry)
             prev = record.leaf_hash
 
+    def test_writes_by_signers_in_turn_are_each_signed_by_its_own_key(self) -> None:
+        recorder = self.create_recorder()
+        clerk = conformance_signer()
+        treasurer = EntrySigner(
+            name=CONFORMANCE_SIGNER_NAME.replace("clerk", "treasurer"),
+            private_key=Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64))),
+        )
+        turns = [clerk, treasurer, clerk, treasurer]
+        for signer in turns:
+            self.write(recorder, new_events(1), signer=signer, clock=fixed_clock)
+        records = list(recorder.read_log())
+        for seq, (record, signer) in enumerate(zip(records, turns, strict=True)):
+            verify_chain([record], signer=signer, origin=CONFORMANCE_ORIGIN, start=seq)
+
     def test_notification_ids_are_returned(self) -> None:
         recorder = self.create_recorder()
         assert self.write(recorder, new_events(2)) == [1, 2]

@@ -132,6 +132,7 @@ class ChainWriter(ABC):
 
     log_table_name = LOG_TABLE_NAME
     read_batch_size = READ_BATCH_SIZE
+    _signing: tuple[EntrySigner, Callable[[bytes], bytes]] | None = None  # the last signer and its entry_signing
     datastore: SQLiteDatastore | PostgresDatastore
     events_table_name: str
 
@@ -172,7 +173,7 @@ class ChainWriter(ABC):
         # One time per write: the events of one transaction are recorded at one moment.
         time = format_time(request.clock())
         label = request.signer.label
-        sign = entry_signing(request.signer)
+        sign = self._entry_signing(request.signer)
         prev = head.prev
         entries = []
         for offset, stored_event in enumerate(stored_events):
@@ -192,6 +193,13 @@ class ChainWriter(ABC):
             prev = leaf_hash(leaf)
             entries.append(ChainedEntry(seq=seq, leaf=leaf, leaf_hash=prev, stored_event=stored_event))
         return entries
+
+    def _entry_signing(self, signer: EntrySigner) -> Callable[[bytes], bytes]:
+        """entry_signing(signer), kept for the writes that follow by the same signer: deriving libsodium's key from
+        the seed takes as long as signing an entry, and a single posting is one write."""
+        if self._signing is None or self._signing[0] is not signer:
+            self._signing = (signer, entry_signing(signer))
+        return self._signing[1]
 
     def entry_id(self, originator_id: UUID | str) -> str:
         """The entry's ``id``: a UUID in its hyphenated form, whatever form the caller passed it in."""
