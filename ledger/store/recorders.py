@@ -197,9 +197,10 @@ class ChainWriter(ABC):
     def _entry_signing(self, signer: EntrySigner) -> Callable[[bytes], bytes]:
         """entry_signing(signer), kept for the writes that follow by the same signer: deriving libsodium's key from
         the seed takes as long as signing an entry, and a single posting is one write."""
-        if self._signing is None or self._signing[0] is not signer:
-            self._signing = (signer, entry_signing(signer))
-        return self._signing[1]
+        signing = self._signing  # read once: another thread may write for another signer meanwhile
+        if signing is None or signing[0] is not signer:
+            signing = self._signing = (signer, entry_signing(signer))
+        return signing[1]
 
     def entry_id(self, originator_id: UUID | str) -> str:
         """The entry's ``id``: a UUID in its hyphenated form, whatever form the caller passed it in."""
