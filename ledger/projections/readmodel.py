@@ -70,6 +70,11 @@ from ..domain.model import load_state
 from ..domain.money import CENT, money
 from .balances import CLOSING, OPENING, VOUCHER, Posting
 
+try:  # the rebuild's inner loop in C, built where a compiler and SQLite's headers were at hand (setup.py)
+    from . import _rows as compiled_rows
+except ImportError:
+    compiled_rows = None
+
 CASH, BANK = "cash", "bank"
 FUND_OF_ACCOUNT = {"101": CASH, "102": BANK}
 # Accounts whose detail balances are claims on others or debts to them (债权债务), per chart (DOMAIN.md §1).
@@ -306,6 +311,8 @@ disclosure_table = Table(
 RETIRED_INDEXES = ("ix_rm_voucher_aggregate_id",)
 READ_MODEL_TABLES = tuple(t for t in metadata.sorted_tables if t is not tracking_table)
 IMAGE_SCHEMA = "rm_packed"
+# The tables the rows of a posted voucher go to, in the order ledger/projections/_rows.c takes their statements.
+POSTED_TABLES = (voucher_table.name, voucher_line_table.name, claim_movement_table.name, contract_receipt_table.name)
 
 
 def _untyped_table(table: Table) -> str:
@@ -474,18 +481,20 @@ class ReadModel(TrackingRecorder):
         columns have neither types nor keys: values stay as bound, and the read model's own columns convert and
         check them when they are copied, as they would have had they been bound there.
         """
-        image = sqlite3.connect(":memory:", isolation_level=None)
-        try:
-            image.execute("BEGIN")
-            for statement in IMAGE_TABLES:
-                image.execute(statement)
-            for table_name, rows in writes.rows.items():
-                image.executemany(self.insert_sql(table_name), rows)
-            image.execute("COMMIT")
+        inserts = [(self.insert_sql(table_name), rows) for table_name, rows in writes.rows.items()]
+        packed = tuple(writes.rows)
+        image, writes.compiled_image = writes.compiled_image, None
+        if image is not None:  # the posted vouchers' rows are in it already
+            packed = tuple(dict.fromkeys(POSTED_TABLES + packed))
+        elif compiled_rows is not None:
+            image = compiled_rows.Image(IMAGE_TABLES)
+        if image is None:
+            writes.image = _packed(IMAGE_TABLES, inserts)
+        else:
+            for statement, rows in inserts:
+                image.insert(statement, rows)
             writes.image = image.serialize()
-        finally:
-            image.close()
-        writes.packed = tuple(writes.rows)
+        writes.packed = packed
         writes.rows.clear()
 
     def _insert_image(self, writes: Writes) -> None:
@@ -612,6 +621,7 @@ class Writes:
         self.events = 0  # projected events
         self.end = 0  # the tracking position once written: the last notification id these rows account for
         self.image: bytes | None = None  # the rows packed by ReadModel.pack_rows, `rows` then empty
+        self.compiled_image: Any = None  # where the C loop put the posted vouchers' rows, until they are packed
         self.packed: tuple[str, ...] = ()  # the tables with rows in `image`
 
 
@@ -638,8 +648,11 @@ def _row(table: Table, **values: Any) -> tuple:
 
 
 _json_string = json.encoder.encode_basestring  # a str as json.dumps(..., ensure_ascii=False) writes it
-_approval_values = itemgetter(*Approval.model_fields)
-APPROVAL_TEMPLATE = "{" + ", ".join(f"{_json_string(field)}: %s" for field in Approval.model_fields) + "}"
+APPROVAL_FIELDS = tuple(Approval.model_fields)
+APPROVAL_TEMPLATE = "{" + ", ".join(f"{_json_string(field)}: %s" for field in APPROVAL_FIELDS) + "}"
+if any(_json_string(field) != f'"{field}"' for field in APPROVAL_FIELDS):  # the C loop writes the names as they are
+    raise ReadModelError("an approval field's name needs escaping in JSON")
+_approval_values = itemgetter(*APPROVAL_FIELDS)
 
 
 def _state(event_class: Any, state: bytes) -> dict:
@@ -682,9 +695,10 @@ class LedgerProjection:
     name = "ledger_read_model"
     topics = TOPICS
 
-    def __init__(self, app: Any, absent: int | None = None):
+    def __init__(self, app: Any, absent: int | None = None, packing: ReadModel | None = None):
         self.app = app
         self.absent = absent  # in place of None in the voucher and line rows (ReadModel.absent)
+        self.packing = packing  # the SQLite read model that packs each take's rows (ReadModel.pack_rows), if any
         self._writes = Writes()
         self._top_codes: dict[str, dict[str, str]] = {}  # chart → code → top-level code
         # References of the vouchers projected since the last take, for reversals of them: no read of the ledger.
@@ -714,6 +728,14 @@ class LedgerProjection:
         }
         if set(self._handlers) != set(TOPICS):
             raise ReadModelError("the projected topics and their handlers differ")
+        # Posted vouchers go straight into the packed image through the C loop, where it is built; it reads the
+        # current version of their state and binds absent values as 0, as a SQLite read model does.
+        self._compiled = (
+            compiled_rows is not None and packing is not None and absent == 0 and Voucher.Posted.CLASS_VERSION == 1
+        )
+        if self._compiled:
+            self._posted_inserts = tuple(map(packing.insert_sql, POSTED_TABLES))
+            self._constants = (FUND_OF_ACCOUNT, CLAIM_ACCOUNTS, APPROVAL_FIELDS, CLOSING, VOUCHER, CASH)
 
     def process(self, notification_id: int, aggregate_id: str, version: int, topic: str, state: bytes) -> None:
         """Project one stored event (a row of the recorder's select_event_rows)."""
@@ -724,12 +746,32 @@ class LedgerProjection:
         handler(notification_id, aggregate_id, version, _state(event_class, state))
         self._writes.events += 1
 
+    def process_rows(self, rows: list[tuple[int, str, int, str, bytes]]) -> None:
+        """Project stored events in order (rows of the recorder's select_event_rows). With the C loop, it inserts
+        the posted vouchers it can read without doubt (nearly all of a log) into the take's image and hands every
+        other event to `process`."""
+        if not self._compiled:
+            for row in rows:
+                self.process(*row)
+            return
+        writes = self._writes
+        if writes.compiled_image is None:
+            writes.compiled_image = compiled_rows.Image(IMAGE_TABLES)
+        state = (writes.funds, writes.categories, self._references, self._top_codes, self._top_code)
+        projected = compiled_rows.project_posted(
+            rows, Voucher.Posted.TOPIC, self.process, writes.compiled_image, self._posted_inserts, state, self._constants
+        )
+        writes.events += projected  # after the call: `process` counts the events it takes
+
     def take(self, end: int) -> Writes:
-        """The rows of the events processed since the last take; once written, the read model stands at `end`."""
+        """The rows of the events processed since the last take (packed, if packing); once written, the read model
+        stands at `end`."""
         writes, self._writes = self._writes, Writes()
         writes.end = end
         self._references.clear()
         self._approval_texts.clear()
+        if self.packing is not None:
+            self.packing.pack_rows(writes)
         return writes
 
     def _insert(self, table: Table, row: tuple) -> None:
@@ -991,7 +1033,9 @@ def _project_log(app: Any, model: ReadModel, *, batch: int, jobs: int, rebuild: 
     else:
         if rebuild:
             empty()
-        pending = _projected_batches(LedgerProjection(app, model.absent), start, batch)
+        # Packing a batch and copying it costs less than binding its rows into the read model only with the C loop.
+        packing = model if model.packs_rows and compiled_rows is not None else None
+        pending = _projected_batches(LedgerProjection(app, model.absent, packing), start, batch)
     batches = events = 0
     with closing(pending):
         for writes in pending:
@@ -1011,8 +1055,7 @@ def _projected_batches(projection: LedgerProjection, position: int, batch: int) 
         rows = recorder.select_event_rows(position + 1, batch, TOPICS)
         if not rows:
             return
-        for row in rows:
-            projection.process(*row)
+        projection.process_rows(rows)
         position = rows[-1][0]
         yield projection.take(end=position)
         if len(rows) < batch:
@@ -1102,9 +1145,7 @@ def _receive(connections: list[Any], workers: dict[Any, Any], ready: dict[int, W
 
 def _project_range(projection: LedgerProjection, low: int, high: int) -> Writes:
     """The writes of the projected events with low <= notification id < high."""
-    rows = projection.app.recorder.select_event_rows(low, high - low, TOPICS, stop=high)
-    for row in rows:
-        projection.process(*row)
+    projection.process_rows(projection.app.recorder.select_event_rows(low, high - low, TOPICS, stop=high))
     return projection.take(end=high - 1)
 
 
@@ -1120,19 +1161,32 @@ def _project_claimed(
     try:
         app = app_class.reopened(location)
         try:
-            projection = LedgerProjection(app, model.absent)
+            projection = LedgerProjection(app, model.absent, model if model.packs_rows else None)
             while claimed := os.read(claims, CLAIM_BYTES):
                 index = int.from_bytes(claimed, "little")
-                writes = _project_range(projection, *ranges[index])
-                if model.packs_rows:
-                    model.pack_rows(writes)
-                sender.send((index, writes))
+                sender.send((index, _project_range(projection, *ranges[index])))
         finally:
             app.close()
     except Exception as exc:  # the writer re-raises it
         sender.send((None, exc))
     finally:
         sender.close()
+
+
+def _packed(creates: tuple[str, ...], inserts: list[tuple[str, list[tuple]]]) -> bytes:
+    """A serialized in-memory SQLite database made by `creates`, each insert statement run for its rows (what
+    ledger/projections/_rows.c's Image does, where it is built)."""
+    image = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        image.execute("BEGIN")
+        for statement in creates:
+            image.execute(statement)
+        for statement, rows in inserts:
+            image.executemany(statement, rows)
+        image.execute("COMMIT")
+        return image.serialize()
+    finally:
+        image.close()
 
 
 def open_read_model(app: Any, location: str | None = None) -> ReadModel:
