@@ -599,6 +599,17 @@ static PyTypeObject ImageType = {
 
 /* -- a posted voucher's rows ----------------------------------------------------------------------------------- */
 
+/* What a line's account code gives, kept for the codes met in a call (a village uses a few dozen): its top-level
+ * code and fund (strong references; the fund NULL for an account that is not a fund), whether it is a claim. */
+enum { CODE_SLOTS = 128, MOST_CODES = 96, LONGEST_CODE = 23 };
+
+typedef struct {
+    char code[LONGEST_CODE];
+    Py_ssize_t size;  /* 0 for a free slot */
+    PyObject *top, *fund;
+    int is_claim, is_cash;
+} Account;
+
 typedef struct {
     sqlite3 *db;
     sqlite3_stmt **statements;
@@ -608,8 +619,33 @@ typedef struct {
     PyObject *fund_of_account, *claim_accounts, *closing_kind, *voucher_kind, *cash;
     /* the last chart and period met, as str: vouchers come in date order */
     PyObject *chart, *period;
+    Account accounts[CODE_SLOTS];  /* of the last chart met */
+    int account_count;
     Voucher voucher;
 } Projecting;
+
+static void forget_accounts(Projecting *p) {
+    for (int i = 0; i < CODE_SLOTS; i++) {
+        Py_CLEAR(p->accounts[i].top);
+        Py_CLEAR(p->accounts[i].fund);
+        p->accounts[i].size = 0;
+    }
+    p->account_count = 0;
+}
+
+/* The slot of a code: where it is kept, or the free slot where it would go; NULL if it cannot be kept. */
+static Account *account_slot(Projecting *p, Slice code) {
+    if (code.size == 0 || code.size > LONGEST_CODE) return NULL;
+    unsigned hash = 2166136261u;  /* FNV-1a */
+    for (Py_ssize_t i = 0; i < code.size; i++) hash = (hash ^ (unsigned char)code.data[i]) * 16777619u;
+    for (int probe = 0; probe < CODE_SLOTS; probe++) {
+        Account *slot = &p->accounts[(hash + probe) % CODE_SLOTS];
+        if (slot->size == 0 || (slot->size == code.size && memcmp(slot->code, code.data, code.size) == 0)) return slot;
+    }
+    return NULL;
+}
+
+static PyObject *income_str, *expense_str;  /* the directions of rm_fund_category, interned at import */
 
 static PyObject *slice_str(Slice slice) {
     return PyUnicode_DecodeUTF8(slice.data, slice.size, NULL);  /* well-formed: read_string checked it */
@@ -619,14 +655,16 @@ static PyObject *optional_str(Slice slice, int present) {
     return present ? slice_str(slice) : Py_NewRef(Py_None);
 }
 
-/* The str of a slice, kept in *last while the slices met stay equal to it. */
-static PyObject *kept_str(PyObject **last, Slice slice) {
+/* The str of a slice, kept in *last while the slices met stay equal to it; *changed tells whether it was kept. */
+static PyObject *kept_str(PyObject **last, Slice slice, int *changed) {
+    *changed = 0;
     if (*last != NULL) {
         Py_ssize_t size;
         const char *utf8 = PyUnicode_AsUTF8AndSize(*last, &size);
         if (utf8 != NULL && size == slice.size && memcmp(utf8, slice.data, size) == 0) return *last;
         Py_CLEAR(*last);
     }
+    *changed = 1;
     return *last = slice_str(slice);
 }
 
@@ -662,8 +700,8 @@ static int add_at(PyObject *sums, Py_ssize_t index, long long amount) {
 }
 
 /* categories[period, direction, top] += amount (a defaultdict(int) in Python). */
-static int add_category(PyObject *categories, PyObject *period, const char *direction, PyObject *top, long long amount) {
-    PyObject *key = Py_BuildValue("(OsO)", period, direction, top);
+static int add_category(PyObject *categories, PyObject *period, PyObject *direction, PyObject *top, long long amount) {
+    PyObject *key = PyTuple_Pack(3, period, direction, top);
     if (key == NULL) return -1;
     PyObject *addend = PyLong_FromLongLong(amount), *sum = NULL;
     if (addend != NULL) {
@@ -695,6 +733,34 @@ static PyObject *fund_sums(PyObject *funds, PyObject *period, PyObject *fund) {
     return sums;
 }
 
+/* What an account code gives (`found`, with new references), as LedgerProjection._voucher finds it: the chart's
+ * top-level code, through the projection's _top_code for a code not met before in this process. */
+static int account_of(Projecting *p, PyObject *chart, PyObject *tops, PyObject *claim_codes, Slice code_slice,
+                      Account *found) {
+    memset(found, 0, sizeof *found);
+    PyObject *code = slice_str(code_slice);
+    if (code == NULL) return -1;
+    PyObject *top = PyDict_GetItemWithError(tops, code);
+    if (top != NULL) {
+        Py_INCREF(top);
+    } else if (!PyErr_Occurred()) {
+        top = PyObject_CallFunctionObjArgs(p->top_code, chart, code, NULL);  /* which keeps it in `tops` */
+    }
+    Py_DECREF(code);
+    if (top == NULL) return -1;
+    found->top = top;
+    PyObject *fund = PyDict_GetItemWithError(p->fund_of_account, top);
+    if (fund == NULL && PyErr_Occurred()) goto failed;
+    found->fund = Py_XNewRef(fund);
+    if ((found->is_claim = PySequence_Contains(claim_codes, top)) < 0) goto failed;
+    if (fund != NULL && (found->is_cash = PyObject_RichCompareBool(fund, p->cash, Py_EQ)) < 0) goto failed;
+    return 0;
+failed:
+    Py_CLEAR(found->top);
+    Py_CLEAR(found->fund);
+    return -1;
+}
+
 #define BIND(call) do { if ((call) != SQLITE_OK) goto bind_failed; } while (0)
 
 /* The rows of one posted voucher: what LedgerProjection._posted gives for it (READ), or HAND_OVER, or ERROR. */
@@ -705,8 +771,10 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
     if (v->day.size < 7) return HAND_OVER;
     for (int i = 0; i < 7; i++)
         if ((unsigned char)v->day.data[i] >= 0x80) return HAND_OVER;  /* day[:7] counts characters */
-    PyObject *chart = kept_str(&p->chart, v->chart);
+    int new_chart;
+    PyObject *chart = kept_str(&p->chart, v->chart, &new_chart);
     if (chart == NULL) return ERROR;
+    if (new_chart) forget_accounts(p);
     PyObject *claim_codes = PyDict_GetItemWithError(p->claim_accounts, chart);
     if (claim_codes == NULL) return PyErr_Occurred() ? ERROR : HAND_OVER;
     PyObject *tops = PyDict_GetItemWithError(p->tops_by_chart, chart);
@@ -722,35 +790,32 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
     Py_ssize_t fund_lines = 0;
     for (Py_ssize_t i = 0; i < v->line_count; i++) {
         Line *line = &v->lines[i];
-        PyObject *code = slice_str(line->code);
-        if (code == NULL) return ERROR;
-        line->top = PyDict_GetItemWithError(tops, code);
-        if (line->top == NULL && !PyErr_Occurred()) {
-            /* a code not met before in this process: the projection finds and keeps its top-level code */
-            PyObject *top = PyObject_CallFunctionObjArgs(p->top_code, chart, code, NULL);
-            if (top != NULL) {
-                line->top = PyDict_GetItemWithError(tops, code);
-                if (line->top != top && !PyErr_Occurred())
-                    PyErr_SetString(PyExc_RuntimeError, "the top-level code was not kept");
-                Py_DECREF(top);
+        Account *account = account_slot(p, line->code), found;
+        if (account == NULL || account->size == 0) {
+            if (account_of(p, chart, tops, claim_codes, line->code, &found) < 0) return ERROR;
+            if (account != NULL && p->account_count < MOST_CODES) {
+                *account = found;  /* the slot takes the references */
+                memcpy(account->code, line->code.data, line->code.size);
+                account->size = line->code.size;
+                p->account_count++;
+            } else {
+                Py_DECREF(found.top);
+                Py_XDECREF(found.fund);  /* still held by the dicts they came from */
             }
+            if (account == NULL || account->size == 0) account = &found;
         }
-        Py_DECREF(code);
-        if (line->top == NULL || PyErr_Occurred()) return ERROR;
+        line->top = account->top;
+        line->fund = account->fund;
+        line->is_fund = account->fund != NULL;
+        line->is_claim = account->is_claim;
         if (!PyUnicode_Check(line->top)) return HAND_OVER;
-        line->fund = PyDict_GetItemWithError(p->fund_of_account, line->top);
-        if (line->fund == NULL && PyErr_Occurred()) return ERROR;
-        line->is_fund = line->fund != NULL;
         if (!fen(line->debit, &line->debit_fen) || !fen(line->credit, &line->credit_fen)) return HAND_OVER;
-        if ((line->is_claim = PySequence_Contains(claim_codes, line->top)) < 0) return ERROR;
         if (line->is_fund) {
             fund_lines++;
             if (__builtin_add_overflow(receipts, line->debit_fen, &receipts)
-                || __builtin_add_overflow(payments, line->credit_fen, &payments))
+                || __builtin_add_overflow(payments, line->credit_fen, &payments)
+                || (account->is_cash && __builtin_add_overflow(cash_payments, line->credit_fen, &cash_payments)))
                 return HAND_OVER;
-            int is_cash = PyObject_RichCompareBool(line->fund, p->cash, Py_EQ);
-            if (is_cash < 0) return ERROR;
-            if (is_cash && __builtin_add_overflow(cash_payments, line->credit_fen, &cash_payments)) return HAND_OVER;
         }
     }
 
@@ -760,7 +825,8 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
     PyObject *period = NULL;
     if (fund_lines || (moves_funds && (receipts || payments))) {
         Slice month = {v->day.data, 7};
-        if ((period = kept_str(&p->period, month)) == NULL) return ERROR;
+        int new_period;
+        if ((period = kept_str(&p->period, month, &new_period)) == NULL) return ERROR;
     }
     sqlite3_stmt *s = p->statements[VOUCHER_ROWS];
     BIND(bind_slice(s, 1, v->voucher_no));
@@ -789,6 +855,7 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
     PyObject *references = voucher_no ? Py_BuildValue(
         "(NNN)", optional_str(v->decision, v->has_decision), optional_str(v->contract, v->has_contract),
         optional_str(v->counterparty, v->has_counterparty)) : NULL;
+    if (references != NULL) PyObject_GC_UnTrack(references);  /* str and None only: no cycle to look for */
     int stored = references ? PyDict_SetItem(p->references, voucher_no, references) : -1;
     Py_XDECREF(references);
     Py_XDECREF(voucher_no);
@@ -833,7 +900,7 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
             if (line->is_fund) continue;
             long long net = line->debit_fen - line->credit_fen;  /* amounts of at most 17 digits: no overflow */
             int income = payments && !receipts ? 0 : receipts && !payments ? 1 : -net > 0;
-            if (add_category(p->categories, period, income ? "income" : "expense", line->top, income ? -net : net) < 0)
+            if (add_category(p->categories, period, income ? income_str : expense_str, line->top, income ? -net : net) < 0)
                 return ERROR;
         }
     }
@@ -920,6 +987,7 @@ static PyObject *project_posted(PyObject *module, PyObject *args) {
     }
     result = PyLong_FromSsize_t(projected);
 done:
+    forget_accounts(&p);
     Py_XDECREF(p.chart);
     Py_XDECREF(p.period);
     PyMem_Free(p.voucher.tags.data);
@@ -943,6 +1011,9 @@ static struct PyModuleDef module_definition = {PyModuleDef_HEAD_INIT, .m_name = 
 
 PyMODINIT_FUNC PyInit__rows(void) {
     if (PyType_Ready(&ImageType) < 0) return NULL;
+    if ((income_str = PyUnicode_InternFromString("income")) == NULL
+        || (expense_str = PyUnicode_InternFromString("expense")) == NULL)
+        return NULL;
     PyObject *module = PyModule_Create(&module_definition);
     if (module == NULL) return NULL;
     if (PyModule_AddObjectRef(module, "Image", (PyObject *)&ImageType) < 0) {

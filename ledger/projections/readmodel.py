@@ -45,11 +45,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     create_engine,
-    delete,
     event,
-    insert,
     select,
-    update,
 )
 from sqlalchemy.engine import Connection
 
@@ -527,6 +524,17 @@ class ReadModel(TrackingRecorder):
         name = preparer.quote(table.name)
         target = f"{preparer.quote_schema(self.schema)}.{name}" if self.schema else name
         every = [preparer.quote(c.name) for c in table.c]
+        if kind == "delete":  # the rows whose `columns` equal the parameters; every row if none are given
+            conditions = " AND ".join(f"{preparer.quote(c)} = {marker}" for c in columns)
+            return f"DELETE FROM {target}" + (f" WHERE {conditions}" if conditions else "")
+        if kind == "select":  # `columns` of the row whose primary key is the parameter
+            (key,) = table.primary_key
+            return f"SELECT {', '.join(map(preparer.quote, columns))} FROM {target} WHERE {preparer.quote(key.name)} = {marker}"
+        if kind == "advance":  # the tracking position: new position, application name, expected position
+            return (
+                f"UPDATE {target} SET notification_id = {marker} WHERE application_name = {marker} "
+                f"AND notification_id = {marker}"
+            )
         if kind == "update":
             (key,) = table.primary_key
             assignments = ", ".join(f"{preparer.quote(c)} = {marker}" for c in columns)
@@ -546,17 +554,16 @@ class ReadModel(TrackingRecorder):
         )
         return f"{insert_rows} ON CONFLICT ({keys}) DO UPDATE SET {sums}"
 
+    # The tracking statements are SQL text, as the rows' are: SQLAlchemy's first compilation of a statement in a
+    # process costs a short run more than the statement itself.
+
     def insert_tracking(self, tracking: Tracking) -> None:
         """Move the position forward; refuse (and so roll the batch back) if another job moved it meanwhile."""
-        conn = self.connection
-        moved = conn.execute(
-            update(tracking_table)
-            .where(tracking_table.c.application_name == tracking.application_name)
-            .where(tracking_table.c.notification_id < tracking.notification_id)
-            .where(tracking_table.c.notification_id == self._expected_position)
-            .values(notification_id=tracking.notification_id)
+        moved = self.connection.exec_driver_sql(
+            self._statement("advance", tracking_table.name, ()),
+            (tracking.notification_id, tracking.application_name, self._expected_position),
         )
-        if moved.rowcount != 1:
+        if tracking.notification_id <= self._expected_position or moved.rowcount != 1:
             raise ReadModelError(
                 f"read model {self.location}: tracking position of {tracking.application_name} moved while this "
                 f"job ran (expected {self._expected_position}); rerun the job"
@@ -572,9 +579,11 @@ class ReadModel(TrackingRecorder):
     def start_tracking(self, application_name: str, origin: str) -> int:
         """The tracked position (0 if never run); refuses a read model that belongs to another ledger."""
         with self.engine.begin() as conn:
-            row = conn.execute(select(tracking_table).where(tracking_table.c.application_name == application_name)).first()
+            row = conn.exec_driver_sql(
+                self._statement("select", tracking_table.name, ("origin", "notification_id")), (application_name,)
+            ).first()
             if row is None:
-                conn.execute(insert(tracking_table).values(application_name=application_name, origin=origin, notification_id=0))
+                conn.exec_driver_sql(self.insert_sql(tracking_table.name), (application_name, origin, 0))
                 position = 0
             elif row.origin != origin:
                 raise ReadModelError(
@@ -589,8 +598,8 @@ class ReadModel(TrackingRecorder):
         """Empty every read-model table and reset the position, in one transaction (for a full rebuild)."""
         with self.engine.begin() as conn:
             for table in reversed(READ_MODEL_TABLES):
-                conn.execute(delete(table))
-            conn.execute(delete(tracking_table).where(tracking_table.c.application_name == application_name))
+                conn.exec_driver_sql(self._statement("delete", table.name, ()))
+            conn.exec_driver_sql(self._statement("delete", tracking_table.name, ("application_name",)), (application_name,))
 
     def dump(self) -> dict[str, list[tuple]]:
         """Every row of every read-model table, sorted: two read models are equal exactly when their dumps are."""
@@ -781,12 +790,16 @@ class LedgerProjection:
         """UPDATE … SET values WHERE the table's primary key is `key`, when the batch is written."""
         self._writes.updates[table.name, tuple(values)].append((*values.values(), key))
 
-    def _first_event(self, notification_id: int, aggregate_id: UUID | str, what: str) -> dict:
-        """The state of the first event of an aggregate that an event at `notification_id` refers to."""
+    def _first_event(self, notification_id: int, aggregate_id: UUID | str, what: str, event_class: Any = None) -> dict:
+        """The state of the first event of an aggregate that an event at `notification_id` refers to: an event of
+        `event_class` if given, else of a projected topic."""
         stored = self.app.recorder.select_events(aggregate_id if isinstance(aggregate_id, UUID) else UUID(aggregate_id), lte=1)
-        if not stored or stored[0].topic not in self._handlers:
+        topic = stored[0].topic if stored else None
+        if event_class is None and topic in self._handlers:
+            event_class = self._handlers[topic][0]
+        if event_class is None or topic != event_class.TOPIC:
             raise ReadModelError(f"notification {notification_id}: {what}")
-        return _state(self._handlers[stored[0].topic][0], stored[0].state)
+        return _state(event_class, stored[0].state)
 
     def _fact(self, known: dict[str, str], field: str, notification_id: int, aggregate_id: str, what: str) -> str:
         """A field of an aggregate's first event, remembered in `known` for the rest of the run."""
@@ -806,7 +819,8 @@ class LedgerProjection:
 
     def _opening(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
         opening = {"date": e["date"], "summary": "期初余额", "lines": e["lines"], "tags": [], "approvals": [], "attachments": []}
-        chart = self.app.ledger().chart  # opening balances carry no chart of their own: the ledger's
+        # Opening balances carry no chart of their own: the ledger's, which only its opening sets.
+        chart = self._first_event(notification_id, aggregate_id, "opening balances of no ledger", Ledger.Opened)["chart"]
         self._voucher(notification_id, aggregate_id, OPENING_VOUCHER, chart, OPENING, opening, None, None, None, None)
 
     def _posted(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
