@@ -721,7 +721,10 @@ static PyObject *fund_sums(PyObject *funds, PyObject *period, PyObject *fund) {
     PyObject *key = PyTuple_Pack(2, period, fund);
     if (key == NULL) return NULL;
     PyObject *sums = PyDict_GetItemWithError(funds, key);
-    if (sums == NULL && !PyErr_Occurred()) {
+    if (sums != NULL && (!PyList_CheckExact(sums) || PyList_GET_SIZE(sums) != 5)) {
+        PyErr_SetString(PyExc_TypeError, "project_posted: fund sums must be lists of five");
+        sums = NULL;
+    } else if (sums == NULL && !PyErr_Occurred()) {
         sums = Py_BuildValue("[iiiii]", 0, 0, 0, 0, 0);
         if (sums != NULL) {
             int stored = PyDict_SetItem(funds, key, sums);
@@ -733,8 +736,9 @@ static PyObject *fund_sums(PyObject *funds, PyObject *period, PyObject *fund) {
     return sums;
 }
 
-/* What an account code gives (`found`, with new references), as LedgerProjection._voucher finds it: the chart's
- * top-level code, through the projection's _top_code for a code not met before in this process. */
+/* What an account code gives (`found`, with new references; emptied on an error), as LedgerProjection._voucher
+ * finds it: the chart's top-level code, through the projection's _top_code for a code not met before in this
+ * process. */
 static int account_of(Projecting *p, PyObject *chart, PyObject *tops, PyObject *claim_codes, Slice code_slice,
                       Account *found) {
     memset(found, 0, sizeof *found);
@@ -790,19 +794,14 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
     Py_ssize_t fund_lines = 0;
     for (Py_ssize_t i = 0; i < v->line_count; i++) {
         Line *line = &v->lines[i];
-        Account *account = account_slot(p, line->code), found;
-        if (account == NULL || account->size == 0) {
-            if (account_of(p, chart, tops, claim_codes, line->code, &found) < 0) return ERROR;
-            if (account != NULL && p->account_count < MOST_CODES) {
-                *account = found;  /* the slot takes the references */
-                memcpy(account->code, line->code.data, line->code.size);
-                account->size = line->code.size;
-                p->account_count++;
-            } else {
-                Py_DECREF(found.top);
-                Py_XDECREF(found.fund);  /* still held by the dicts they came from */
-            }
-            if (account == NULL || account->size == 0) account = &found;
+        Account *account = account_slot(p, line->code);
+        if (account == NULL) return HAND_OVER;  /* a code no chart has: longer than any, or more codes than any */
+        if (account->size == 0) {
+            if (p->account_count == MOST_CODES) return HAND_OVER;
+            if (account_of(p, chart, tops, claim_codes, line->code, account) < 0) return ERROR;
+            memcpy(account->code, line->code.data, line->code.size);
+            account->size = line->code.size;
+            p->account_count++;
         }
         line->top = account->top;
         line->fund = account->fund;
@@ -828,10 +827,12 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
         int new_period;
         if ((period = kept_str(&p->period, month, &new_period)) == NULL) return ERROR;
     }
+    long long notification_id = PyLong_AsLongLong(PyTuple_GET_ITEM(row, 0));
+    if (notification_id == -1 && PyErr_Occurred()) return ERROR;
     sqlite3_stmt *s = p->statements[VOUCHER_ROWS];
     BIND(bind_slice(s, 1, v->voucher_no));
     BIND(bind_str(s, 2, PyTuple_GET_ITEM(row, 1)));
-    BIND(sqlite3_bind_int64(s, 3, PyLong_AsLongLong(PyTuple_GET_ITEM(row, 0))));
+    BIND(sqlite3_bind_int64(s, 3, notification_id));
     BIND(bind_slice(s, 4, v->day));
     BIND(bind_slice(s, 5, (Slice){v->day.data, 7}));
     BIND(bind_slice(s, 6, v->chart));
