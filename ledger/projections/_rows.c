@@ -1,13 +1,13 @@
 /* The read-model rebuild's inner loop in C (ledger/projections/readmodel.py): the rows of posted vouchers, read from
  * their stored JSON and inserted into a range's SQLite image without becoming Python objects.
  *
- * It gives exactly the rows LedgerProjection._posted and ReadModel.pack_rows give, and the tests hold it to that
- * (tests/test_readmodel.py rebuilds books and generated states both ways and compares the tables). It takes only
- * the states it can read without doubt: strict JSON whose strings have no escapes, every field of the expected type,
- * amounts of plain digits. Any other state (an escape, an upcast state, a duplicated field, an amount Python's int()
- * would read differently or refuse, NaN, deep nesting) goes to the projection's own Python handler, which gives the
- * rows or the error it always gave. A voucher's rows are inserted only once all of it has been read, so a voucher
- * handed to Python was never half inserted.
+ * It gives exactly the rows LedgerProjection._posted and ReadModel.pack_rows give, and the tests hold it to that:
+ * tests/test_readmodel.py runs every test with and without it, and tests/test_readmodel_compiled.py compares the two
+ * on books and on generated states. It takes only the states it can read without doubt: strict JSON whose strings
+ * have no escapes, every field of the expected type, amounts of plain digits. Any other state (an escape, an upcast
+ * state, a duplicated field, an amount Python's int() would read differently or refuse, NaN, deep nesting) goes to
+ * the projection's own Python handler, which gives the rows or the error it always gave. A voucher's rows are
+ * inserted only once all of it has been read, so a voucher handed to Python was never half inserted.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -402,8 +402,8 @@ static int read_voucher(Voucher *voucher, const char *state, Py_ssize_t size) {
 /* _fen for the amounts it reads without doubt ("-12.30": an optional minus, at most 15 digits, a point, two
  * digits); 0 for any other text, which the Python handler then reads or refuses. */
 static int fen(Slice amount, long long *out) {
+    if (amount.size < 3 || amount.data[amount.size - 3] != '.') return 0;
     const char *s = amount.data, *end = s + amount.size - 3;
-    if (amount.size < 3 || *end != '.') return 0;
     int negative = *s == '-', digits = 0;
     long long value = 0;
     for (const char *p = s + negative; p < end; p++) {
@@ -578,7 +578,7 @@ static PyObject *image_serialize(Image *image, PyObject *unused) {
 
 static PyMethodDef image_methods[] = {
     {"insert", (PyCFunction)image_insert, METH_VARARGS,
-     "insert(sql, rows): run the insert statement for each row (a tuple of None, int, float and str values)."},
+     "insert(sql, rows): run the insert statement for each row (a tuple of None, int, float, str and bytes values)."},
     {"serialize", (PyCFunction)image_serialize, METH_NOARGS,
      "The image as a serialized SQLite database; the image is closed."},
     {NULL, NULL, 0, NULL},
@@ -981,6 +981,10 @@ static PyObject *project_posted(PyObject *module, PyObject *args) {
         if (status == READ) {
             projected++;
             continue;
+        }
+        if (!PyTuple_Check(row)) {
+            PyErr_Format(PyExc_TypeError, "project_posted: a row must be a tuple, not %.100s", Py_TYPE(row)->tp_name);
+            goto done;
         }
         PyObject *handled = PyObject_Call(process, row, NULL);
         if (handled == NULL) goto done;
