@@ -1,0 +1,1 @@
+"""The domain: charts of accounts, money, the event-sourced aggregates and their validation."""
