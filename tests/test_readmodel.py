@@ -353,6 +353,23 @@ def test_a_reversal_of_an_unknown_voucher_is_refused(qinghe, tmp_path):
         projection.process(*posted[:4], json.dumps(state).encode())
 
 
+def test_a_reversal_mark_names_a_voucher_of_the_same_take_without_a_read(qinghe, tmp_path, monkeypatch):
+    """The voucher a mark reverses is read from the ledger only when it was not projected since the last take."""
+    rows = qinghe.recorder.select_event_rows(1, 1000, readmodel.TOPICS)
+    mark = next(row for row in rows if row[3] == Voucher.MarkedReversed.TOPIC)
+    original = next(row for row in rows if row[1] == mark[1] and row[2] == 1)
+    model = ReadModel(str(tmp_path / "rm.sqlite"))
+    projection = LedgerProjection(qinghe, model.absent, model)
+    update = [("记-202507-002", "记-202506-001")]
+    with monkeypatch.context() as patched:
+        patched.setattr(LedgerProjection, "_first_event", lambda *args: pytest.fail("the ledger was read"))
+        projection.process_rows([original, mark])
+        assert projection.take(end=mark[0]).updates == {("rm_voucher", ("reversed_by",)): update}
+    projection.process_rows([mark])
+    assert projection.take(end=mark[0]).updates == {("rm_voucher", ("reversed_by",)): update}
+    model.close()
+
+
 def test_stored_amounts_become_fen_and_a_malformed_one_is_refused():
     assert [_fen(a) for a in ("0.00", "2316.16", "-0.50", "-12.30", "100000000.01")] == [0, 231616, -50, -1230, 10000000001]
     with pytest.raises(ReadModelError, match="'1.5' does not have two decimals"):

@@ -614,7 +614,7 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt **statements;
     /* the projection's state: dicts it keeps between events */
-    PyObject *funds, *categories, *references, *tops_by_chart, *top_code;
+    PyObject *funds, *categories, *references, *voucher_nos, *tops_by_chart, *top_code;
     /* its constants */
     PyObject *fund_of_account, *claim_accounts, *closing_kind, *voucher_kind, *cash;
     /* the last chart and period met, as str: vouchers come in date order */
@@ -829,6 +829,10 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
     }
     long long notification_id = PyLong_AsLongLong(PyTuple_GET_ITEM(row, 0));
     if (notification_id == -1 && PyErr_Occurred()) return ERROR;
+    /* the voucher's first event, whose number a mark of its reversal names it by (LedgerProjection._voucher_nos) */
+    int overflow = 0;
+    PyObject *version = PyTuple_GET_ITEM(row, 2);
+    int is_first = PyLong_CheckExact(version) && PyLong_AsLongAndOverflow(version, &overflow) == 1 && !overflow;
     sqlite3_stmt *s = p->statements[VOUCHER_ROWS];
     BIND(bind_slice(s, 1, v->voucher_no));
     BIND(bind_str(s, 2, PyTuple_GET_ITEM(row, 1)));
@@ -859,6 +863,7 @@ static int project_voucher(Projecting *p, PyObject *row, const char *state, Py_s
     if (references != NULL) PyObject_GC_UnTrack(references);  /* str and None only: no cycle to look for */
     int stored = references ? PyDict_SetItem(p->references, voucher_no, references) : -1;
     Py_XDECREF(references);
+    if (stored == 0 && is_first) stored = PyDict_SetItem(p->voucher_nos, PyTuple_GET_ITEM(row, 1), voucher_no);
     Py_XDECREF(voucher_no);
     if (stored < 0) return ERROR;
 
@@ -947,8 +952,9 @@ static PyObject *project_posted(PyObject *module, PyObject *args) {
     Projecting p = {0};
     if (!PyArg_ParseTuple(args, "O!UOO!O!O!O!:project_posted", &PyList_Type, &rows, &topic, &process, &ImageType,
                           &image, &PyTuple_Type, &inserts, &PyTuple_Type, &state, &PyTuple_Type, &constants)
-        || !PyArg_ParseTuple(state, "O!O!O!O!O:project_posted state", &PyDict_Type, &p.funds, &PyDict_Type,
-                             &p.categories, &PyDict_Type, &p.references, &PyDict_Type, &p.tops_by_chart, &p.top_code)
+        || !PyArg_ParseTuple(state, "O!O!O!O!O!O:project_posted state", &PyDict_Type, &p.funds, &PyDict_Type,
+                             &p.categories, &PyDict_Type, &p.references, &PyDict_Type, &p.voucher_nos, &PyDict_Type,
+                             &p.tops_by_chart, &p.top_code)
         || !PyArg_ParseTuple(constants, "O!O!O!UUU:project_posted constants", &PyDict_Type, &p.fund_of_account,
                              &PyDict_Type, &p.claim_accounts, &PyTuple_Type, &approval_fields, &p.closing_kind,
                              &p.voucher_kind, &p.cash)

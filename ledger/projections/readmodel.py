@@ -712,6 +712,8 @@ class LedgerProjection:
         self._top_codes: dict[str, dict[str, str]] = {}  # chart → code → top-level code
         # References of the vouchers projected since the last take, for reversals of them: no read of the ledger.
         self._references: dict[str, tuple[str | None, str | None, str | None]] = {}  # decision, contract, counterparty
+        # Their numbers by aggregate id, for marks of their reversal: each is the voucher's first event's number.
+        self._voucher_nos: dict[str, str] = {}
         self._approval_texts: dict[tuple[str, ...], str] = {}  # approvals met since the last take, as JSON
         # Facts that never change once registered, kept for the run: aggregate id → asset no / decision id / period.
         self._asset_nos: dict[str, str] = {}
@@ -766,7 +768,7 @@ class LedgerProjection:
         writes = self._writes
         if writes.compiled_image is None:
             writes.compiled_image = compiled_rows.Image(IMAGE_TABLES)
-        state = (writes.funds, writes.categories, self._references, self._top_codes, self._top_code)
+        state = (writes.funds, writes.categories, self._references, self._voucher_nos, self._top_codes, self._top_code)
         projected = compiled_rows.project_posted(
             rows, Voucher.Posted.TOPIC, self.process, writes.compiled_image, self._posted_inserts, state, self._constants
         )
@@ -778,6 +780,7 @@ class LedgerProjection:
         writes, self._writes = self._writes, Writes()
         writes.end = end
         self._references.clear()
+        self._voucher_nos.clear()
         self._approval_texts.clear()
         if self.packing is not None:
             self.packing.pack_rows(writes)
@@ -824,6 +827,7 @@ class LedgerProjection:
         self._voucher(notification_id, aggregate_id, OPENING_VOUCHER, chart, OPENING, opening, None, None, None, None)
 
     def _posted(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._keep_voucher_no(aggregate_id, version, e)
         kind = CLOSING if e["closing"] else VOUCHER
         self._voucher(
             notification_id, aggregate_id, e["voucher_no"], e["chart"], kind, e, None, e["decision"], e["contract"],
@@ -831,6 +835,7 @@ class LedgerProjection:
         )
 
     def _reversed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
+        self._keep_voucher_no(aggregate_id, version, e)
         reverses = e["reverses"]
         original = self._references.get(reverses)
         if original is None:
@@ -842,8 +847,14 @@ class LedgerProjection:
         self._voucher(notification_id, aggregate_id, e["voucher_no"], e["chart"], REVERSAL, e, reverses, *original)
 
     def _marked_reversed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
-        voucher_no = self._first_event(notification_id, aggregate_id, "reversal mark of a voucher never posted")["voucher_no"]
+        voucher_no = self._voucher_nos.get(aggregate_id)
+        if voucher_no is None:
+            voucher_no = self._first_event(notification_id, aggregate_id, "reversal mark of a voucher never posted")["voucher_no"]
         self._update(voucher_table, voucher_no, reversed_by=e["reversed_by"])
+
+    def _keep_voucher_no(self, aggregate_id: str, version: int, e: dict) -> None:
+        if version == 1:
+            self._voucher_nos[aggregate_id] = e["voucher_no"]
 
     def _voucher(
         self,
