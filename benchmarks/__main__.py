@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 from . import books
 from .export import account_map, export
@@ -27,6 +28,19 @@ from .export import account_map, export
 HERE = Path(__file__).resolve().parent
 # A workload slower than this is not repeated: its spread is small next to its length, and the full mode must fit.
 REPEAT_BELOW_SECONDS = 60.0
+# A workload whose median is shorter than this gets Repeats.short runs: a run of 20 ms moves by a tenth between fresh
+# processes, and nine runs of it cost a few seconds more than three.
+SHORT_SECONDS = 0.1
+
+
+class Repeats(NamedTuple):
+    """How many times a workload runs: `least`, or `short` if its median is under SHORT_SECONDS."""
+
+    least: int
+    short: int
+
+
+ONCE = Repeats(1, 1)
 
 
 @dataclass
@@ -87,10 +101,15 @@ def _result(completed: subprocess.CompletedProcess, label: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def run(name: str, repeats: int, label: str | None = None, **arguments) -> Measured:
+def wants_another_run(measured: Measured, repeats: Repeats) -> bool:
+    count = len(measured.runs)
+    return count < repeats.least or (count < repeats.short and measured.seconds < SHORT_SECONDS)
+
+
+def run(name: str, repeats: Repeats, label: str | None = None, **arguments) -> Measured:
     label = label or f"{name} {arguments}"
     measured = Measured(label)
-    for _ in range(repeats):
+    while wants_another_run(measured, repeats):
         completed = subprocess.run(_command(name, **arguments), cwd=HERE.parent, capture_output=True, text=True)
         measured.runs.append(_result(completed, label))
         if measured.runs[-1]["seconds"] > REPEAT_BELOW_SECONDS:
@@ -113,7 +132,7 @@ def run_concurrently(name: str, copies: int, **arguments) -> list[dict]:
     return results
 
 
-def run_command(argv: list[str], repeats: int, label: str) -> Measured:
+def run_command(argv: list[str], repeats: Repeats, label: str) -> Measured:
     """An external program, through the `command` workload so that its peak RSS is its own."""
     return run("command", repeats, label=label, argv=argv)
 
@@ -149,14 +168,14 @@ def _same_totals(tool: str, theirs: dict[str, Decimal], ours: dict[str, Decimal]
         raise AssertionError(f"{tool}: per-account totals differ from ours, e.g. {differing}")
 
 
-def peers(book: books.Book, repeats: int, ours: Measured) -> list[tuple[str, Measured, str]]:
+def peers(book: books.Book, repeats: Repeats, ours: Measured) -> list[tuple[str, Measured, str]]:
     """Each installed peer on the same books, with its per-account totals asserted equal to those of our log."""
     out = books.CACHE / "peers" / book.directory.name
     if not (out / "accounts.tsv").is_file():
         shutil.rmtree(out, ignore_errors=True)
         export(book.history, out)
     names = account_map(out / "accounts.tsv")
-    totals = run("ours_postings", 1, label="our per-account totals from the log", village=book.village, years=book.years)
+    totals = run("ours_postings", ONCE, label="our per-account totals from the log", village=book.village, years=book.years)
     expected = {k: Decimal(v) for k, v in totals.runs[0]["totals"].items()}
     results = [("village-ledger: trial balance from the signed log", ours, "equal (it is the reference)")]
     bean_check = shutil.which("bean-check", path=str(Path(sys.executable).parent)) or shutil.which("bean-check")
@@ -204,9 +223,10 @@ def write_results(path: Path, context: dict, sections: list[tuple[str, list[str]
            "machines apart when comparing runs." if context["gauge"] else ""),
         f"Books: ledger/demo_data.generate_village, {books.VOUCHERS_PER_YEAR} vouchers per village-year, chart "
         f"{books.CHART}, village 0 (seed {books.seed_of(0)}), cached in benchmarks/.cache.",
-        "Times are medians of n runs, each in a fresh process; events are signed log entries; RSS is the peak "
-        "resident set of the workload's process (and of its worker processes). The machine is shared: compare the "
-        "ratios, which are measured in the same run.",
+        f"Times are medians of n runs, each in a fresh process ({context['repeats'].least}, or "
+        f"{context['repeats'].short} for a workload whose median is under {SHORT_SECONDS} s); events are signed log "
+        "entries; RSS is the peak resident set of the workload's process (and of its worker processes). The machine is "
+        "shared: compare the ratios, which are measured in the same run.",
         "",
     ]
     for title, header, rows, note in sections:
@@ -254,7 +274,7 @@ def main() -> None:
     ticks_at_start = cpu_ticks()
     n_cores = cores()
     histories = [1, 2] if args.quick else [1, 10, 50]
-    repeats = 2 if args.quick else 3
+    repeats = Repeats(2, 2) if args.quick else Repeats(3, 9)
     peer_years = 1 if args.quick else 10
     import_years = 1
     print(f"benchmarks ({'quick' if args.quick else 'full'} mode): histories {histories} years, {n_cores} cores", flush=True)
@@ -279,6 +299,7 @@ def main() -> None:
             "cores": n_cores,
             "steal": steal_share(ticks_at_start, cpu_ticks()),
             "gauge": gauge,
+            "repeats": repeats,
         }
         write_results(args.results, context, sections)
         plot(args.plot, series)
