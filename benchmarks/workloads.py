@@ -283,6 +283,8 @@ def _current_read_model(b: books.Book) -> Path:
         rebuild_read_model(read_only_app(b.ledger), model)
         model.close()
         building.rename(cached)
+    else:  # cached by an earlier version: opening it gives it this version's indexes, here rather than in a timed run
+        ReadModel(str(cached)).close()
     return cached
 
 
