@@ -211,6 +211,12 @@ def _fmt_rate(rate: float) -> str:
     return f"{rate:,.0f}"
 
 
+def _run_counts(repeats: Repeats) -> str:
+    if repeats.short == repeats.least:
+        return str(repeats.least)
+    return f"{repeats.least}, or {repeats.short} for a workload whose median is under {SHORT_SECONDS} s"
+
+
 def write_results(path: Path, context: dict, sections: list[tuple[str, list[str], list[list[str]], str]]) -> None:
     lines = [
         "# village-ledger benchmarks",
@@ -223,10 +229,9 @@ def write_results(path: Path, context: dict, sections: list[tuple[str, list[str]
            "machines apart when comparing runs." if context["gauge"] else ""),
         f"Books: ledger/demo_data.generate_village, {books.VOUCHERS_PER_YEAR} vouchers per village-year, chart "
         f"{books.CHART}, village 0 (seed {books.seed_of(0)}), cached in benchmarks/.cache.",
-        f"Times are medians of n runs, each in a fresh process ({context['repeats'].least}, or "
-        f"{context['repeats'].short} for a workload whose median is under {SHORT_SECONDS} s); events are signed log "
-        "entries; RSS is the peak resident set of the workload's process (and of its worker processes). The machine is "
-        "shared: compare the ratios, which are measured in the same run.",
+        f"Times are medians of n runs, each in a fresh process ({_run_counts(context['repeats'])}); events are signed "
+        "log entries; RSS is the peak resident set of the workload's process (and of its worker processes). The "
+        "machine is shared: compare the ratios, which are measured in the same run.",
         "",
     ]
     for title, header, rows, note in sections:
