@@ -854,9 +854,9 @@ class LedgerProjection:
         self._voucher(notification_id, aggregate_id, e["voucher_no"], e["chart"], REVERSAL, e, reverses, *original)
 
     def _marked_reversed(self, notification_id: int, aggregate_id: str, version: int, e: dict) -> None:
-        voucher_no = self._voucher_nos.get(aggregate_id)
-        if voucher_no is None:
-            voucher_no = self._first_event(notification_id, aggregate_id, "reversal mark of a voucher never posted")["voucher_no"]
+        voucher_no = self._fact(
+            self._voucher_nos, "voucher_no", notification_id, aggregate_id, "reversal mark of a voucher never posted"
+        )
         self._update(voucher_table, voucher_no, reversed_by=e["reversed_by"])
 
     def _keep_voucher_no(self, aggregate_id: str, version: int, e: dict) -> None:
